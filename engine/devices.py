@@ -1,0 +1,56 @@
+"""Choosing the device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(ValueError):
+    """A device that is unknown or not available here; the message names those that are."""
+
+
+def available_devices() -> list[str]:
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names.append("cuda")
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch.device for a name, or a DeviceError that lists the available ones."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    available = available_devices()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r}; available here: {', '.join(available)}") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unsupported device {name!r}; available here: {', '.join(available)}")
+    if name not in available:
+        raise DeviceError(f"device {name!r} is not available here; available: {', '.join(available)}")
+    return device
+
+
+def describe(device: torch.device) -> str:
+    """A short human name, e.g. 'cuda:0 (NVIDIA H100)' or 'cpu'."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so wall-clock timings are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

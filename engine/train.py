@@ -1,0 +1,62 @@
+"""Training pieces of d2l 8.5: gradient clipping, SGD, one training step, perplexity.
+
+`book_train_step` is the chapter's inner loop body as written. The fast implementation
+(engine/fast.py) provides a step with the same signature and the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .model import State
+
+loss = nn.CrossEntropyLoss()
+
+
+def grad_clipping(net, theta: float) -> torch.Tensor:
+    """Scale all gradients together so their total L2 norm is at most theta; returns the norm."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+    if norm > theta:
+        for param in params:
+            param.grad[:] *= theta / norm
+    return norm
+
+
+def sgd(params, lr: float, batch_size: int) -> None:
+    """Minibatch stochastic gradient descent (the loss is already a mean, so batch_size is 1)."""
+    with torch.no_grad():
+        for param in params:
+            param -= lr * param.grad / batch_size
+            param.grad.zero_()
+
+
+def book_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: float,
+                    clip: float) -> tuple[torch.Tensor, torch.Tensor, State]:
+    """Forward, loss, backward, clip, update: the body of d2l's `train_epoch_ch8`.
+
+    Returns the summed loss over the batch's tokens (a tensor, so the caller decides when to
+    read it), the gradient norm before clipping, and the new state. A step whose gradient is
+    not finite is not applied, so a diverging run keeps its last good parameters.
+    """
+    y = Y.T.reshape(-1)
+    y_hat, state = net(X, state)
+    l = loss(y_hat, y.long()).mean()
+    for p in net.parameters():
+        p.grad = None
+    l.backward()
+    norm = grad_clipping(net, clip)
+    if torch.isfinite(norm):
+        sgd(net.parameters(), lr, batch_size=1)
+    return l.detach() * y.numel(), norm.detach(), state
+
+
+def perplexity(mean_loss: float) -> float:
+    """exp of the mean cross-entropy; inf rather than an OverflowError for a diverged run."""
+    try:
+        return math.exp(mean_loss)
+    except OverflowError:
+        return math.inf

@@ -1,0 +1,537 @@
+"""The Trainer: d2l's `train_ch8` as an object that other threads can watch and steer.
+
+It trains in the thread that calls `run()` and owns the model there: every torch operation
+(training, generation for other threads, evaluation) happens on that thread, because two
+threads running torch ops fight over the cores (shared/docs/performance.md, "Threads").
+Other threads read `snapshot()` (an immutable value published under a lock), drain
+`events()`, send commands (pause, resume, step, stop, set_*) that apply at the next batch
+boundary, and ask for predictions with `request_prediction()`, which returns a Future.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+
+from . import config as cfg
+from .config import ConfigError, TrainConfig
+from .corpus import Corpus, load_text
+from .data import SeqDataLoader, Vocab, load_corpus
+from .devices import describe, resolve_device, synchronize
+from .generate import Prediction, predict
+from .implementations import Implementation, get_implementation
+from .train import perplexity
+
+PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
+MAX_HISTORY = 4096         # per-epoch points kept; beyond that the history is halved
+MAX_SAMPLES = 50           # sample rounds kept, newest first
+# A mean loss this far above a uniform guess (log V nats) means the run has blown up.
+DIVERGED_LOSS_FACTOR = 10.0
+
+
+class RunState(str, enum.Enum):
+    READY = "ready"
+    TRAINING = "training"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Sample:
+    epoch: int
+    prefix: str
+    text: str  # the continuation only
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the UI shows, as plain values; a new object each time, never mutated."""
+    state: RunState = RunState.READY
+    epoch: int = 0                 # completed epochs
+    epochs: int = 0
+    batch: int = 0                 # batches done in the current epoch
+    batches_per_epoch: int = 0
+    perplexity: float | None = None          # of the last completed epoch
+    history: tuple[float, ...] = ()          # perplexity per epoch, downsampled by history_stride
+    history_stride: int = 1
+    tokens_per_sec: float = 0.0
+    loss: float | None = None                # mean loss of the latest batch read
+    grad_norm: float | None = None           # before clipping, latest batch read
+    lr: float = 0.0
+    clip: float = 0.0
+    sample_every: int = 0
+    samples: tuple[Sample, ...] = ()         # newest first
+    elapsed: float = 0.0                     # training seconds, pauses excluded
+    message: str = ""
+
+    @property
+    def eta(self) -> float | None:
+        done = self.epoch + (self.batch / self.batches_per_epoch if self.batches_per_epoch else 0)
+        if done <= 0 or self.state not in (RunState.TRAINING, RunState.PAUSED):
+            return None
+        return self.elapsed / done * max(0.0, self.epochs - done)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Facts that do not change during a run."""
+    corpus: str
+    num_chars: int
+    num_tokens: int
+    vocab_size: int
+    device: str
+    impl: str
+    num_params: int
+    notice: str | None = None
+
+
+# Events, in the order they happen; drained by the UI or passed to on_event.
+@dataclass(frozen=True)
+class EpochDone:
+    epoch: int
+    perplexity: float
+    tokens_per_sec: float
+
+
+@dataclass(frozen=True)
+class SampleReady:
+    epoch: int
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True)
+class SettingChanged:
+    epoch: int
+    name: str
+    old: object
+    new: object
+
+
+@dataclass(frozen=True)
+class Finished:
+    epoch: int
+    perplexity: float | None
+    tokens_per_sec: float
+
+
+@dataclass(frozen=True)
+class Diverged:
+    epoch: int
+    batch: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    message: str
+
+
+Event = EpochDone | SampleReady | SettingChanged | Finished | Diverged | Failed | Notice
+
+
+class _Stop(Exception):
+    """Raised inside the loop when stop() was asked for."""
+
+
+@dataclass
+class _PredictionRequest:
+    prefix: str
+    num_preds: int
+    temperature: float
+    future: Future = field(default_factory=Future)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig | None = None, corpus: Corpus | None = None,
+                 on_event: Callable[[Event], None] | None = None,
+                 progress: Callable[[int, int | None], None] | None = None):
+        self.config = cfg.validate(config or TrainConfig())
+        self._corpus = corpus
+        self._on_event = on_event
+        self._download_progress = progress
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._snapshot = Snapshot(lr=self.config.lr, clip=self.config.clip,
+                                  epochs=self.config.epochs, sample_every=self.config.sample_every)
+        # Commands from other threads, applied at the next batch boundary.
+        self._pending: dict[str, float | int] = {}
+        self._paused = False
+        self._stop = False
+        self._step_budget = 0
+        self.info: RunInfo | None = None
+        self.thread: threading.Thread | None = None
+
+    # ---- set-up (on the training thread) --------------------------------------------------
+
+    def setup(self) -> RunInfo:
+        """Load the corpus, build vocabulary, data and model. Raises CorpusError, DataError,
+        DeviceError or ConfigError with a message for the user."""
+        if self.info is not None:
+            return self.info
+        c = self.config
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        self.device = resolve_device(c.device)
+        corpus = self._corpus or load_text(c.corpus, progress=self._download_progress)
+        self.corpus = corpus
+        tokens, self.vocab = load_corpus(corpus.text, c.max_tokens, c.preprocess)
+        if len(self.vocab) < 3:
+            raise ConfigError(
+                f"the corpus {corpus.name!r} has only {len(self.vocab) - 1} distinct character(s) "
+                "after preprocessing: there is nothing to learn")
+        cfg.validate(c)  # memory estimate with the real vocabulary below
+        need = cfg.estimated_bytes(c, len(self.vocab))
+        if need > cfg.MAX_PARAM_BYTES:
+            raise ConfigError(f"this model needs about {cfg.human_bytes(need)}, too much")
+        self.loader = SeqDataLoader(tokens, self.vocab, c.batch_size, c.num_steps,
+                                    c.use_random_iter, seed=c.seed)
+        self.impl: Implementation = get_implementation(c.impl, self.device)
+        generator = torch.Generator().manual_seed(c.seed)
+        self.net = self.impl.make_model(len(self.vocab), c.num_hiddens, self.device,
+                                        generator=generator)
+        self._sample_generator = torch.Generator().manual_seed(c.seed + 1)
+        self._good_params = [p.detach().clone() for p in self.net.parameters()]
+        self._lr, self._clip = c.lr, c.clip
+        self._epochs, self._sample_every = c.epochs, c.sample_every
+        self._epoch = 0
+        self._history: list[float] = []
+        self._history_stride = 1
+        self._samples: list[Sample] = []
+        self._elapsed = 0.0
+        self._tokens_per_sec = 0.0
+        self._last_ppl: float | None = None
+        self.info = RunInfo(corpus.name, corpus.num_chars, len(tokens), len(self.vocab),
+                            describe(self.device), self.impl.label,
+                            sum(p.numel() for p in self.net.parameters()), corpus.notice)
+        if corpus.notice:
+            self._emit(Notice(corpus.notice))
+        self._publish(batch=0)
+        return self.info
+
+    # ---- commands (any thread) -------------------------------------------------------------
+
+    def pause(self) -> None:
+        with self._wake:
+            self._paused = True
+            self._wake.notify_all()
+
+    def resume(self) -> None:
+        with self._wake:
+            self._paused = False
+            self._wake.notify_all()
+
+    def toggle_pause(self) -> bool:
+        """Pause if running, resume if paused; returns True when now paused."""
+        with self._wake:
+            self._paused = not self._paused
+            self._wake.notify_all()
+            return self._paused
+
+    def step(self, batches: int = 1) -> None:
+        """While paused, train this many batches and pause again."""
+        with self._wake:
+            self._step_budget += batches
+            self._wake.notify_all()
+
+    def stop(self) -> None:
+        """Stop at the next batch boundary (also while paused); run() then returns."""
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    def set_lr(self, value) -> None:
+        self._set("lr", value)
+
+    def set_clip(self, value) -> None:
+        self._set("clip", value)
+
+    def set_epochs(self, value) -> None:
+        self._set("epochs", value)
+
+    def set_sample_every(self, value) -> None:
+        self._set("sample_every", value)
+
+    def set_live(self, name: str, value) -> None:
+        """Change one of config.LIVE_FIELDS; raises ConfigError with a message if invalid."""
+        if name not in cfg.LIVE_FIELDS:
+            raise ConfigError(f"{name} cannot change during a run; restart with new settings")
+        self._set(name, value)
+
+    def _set(self, name: str, value) -> None:
+        value = cfg.check_field(name, value)
+        with self._wake:
+            self._pending[name] = value
+            self._wake.notify_all()
+
+    def request_prediction(self, prefix: str, num_preds: int = 50,
+                           temperature: float = 0.0) -> Future:
+        """Ask the training thread for a continuation; the Future resolves to a Prediction
+        (or raises ValueError for a bad request). Served between batches and while paused."""
+        request = _PredictionRequest(prefix, num_preds, temperature)
+        self._requests.put(request)
+        with self._wake:
+            self._wake.notify_all()
+        return request.future
+
+    # ---- reading (any thread) --------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def events(self) -> list[Event]:
+        """Events since the last call, oldest first."""
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    # ---- the training thread ---------------------------------------------------------------
+
+    def predict(self, prefix: str, num_preds: int = 50, temperature: float = 0.0) -> Prediction:
+        """Generate on the calling thread; only the thread that trains should call this."""
+        return predict(prefix, num_preds, self.net, self.vocab, self.device,
+                       temperature=temperature, generator=self._sample_generator)
+
+    def run(self, keep_alive: bool = False) -> Snapshot:
+        """Train until the last epoch or stop(). With keep_alive, go on serving predictions
+        after training ends, until stop(). Errors end in the ERROR state, never raise."""
+        self.thread = threading.current_thread()
+        try:
+            self.setup()
+            self._set_state(RunState.PAUSED if self._paused else RunState.TRAINING)
+            while self._epoch < self._epochs:
+                self._train_epoch()
+            self._set_state(RunState.FINISHED)
+            self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
+        except _Stop:
+            self._set_state(RunState.STOPPED)
+        except _DivergedError as e:
+            self._set_state(RunState.DIVERGED, str(e))
+            self._emit(Diverged(self._epoch, e.batch, str(e)))
+        except Exception as e:  # noqa: BLE001 - shown to the user, the app stays up
+            message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+            self._set_state(RunState.ERROR, message)
+            self._emit(Failed(message))
+        if keep_alive:
+            self._serve_until_stopped()
+        self._fail_pending_requests()
+        return self.snapshot()
+
+    def _train_epoch(self) -> None:
+        """One pass over the data: d2l's `train_epoch_ch8`, checking commands between batches."""
+        net, device, use_random_iter = self.net, self.device, self.config.use_random_iter
+        state = None
+        loss_sum = torch.zeros((), device=device)
+        num_tokens = 0
+        train_time = 0.0
+        for batch, (X, Y) in enumerate(self.loader):
+            train_time += self._between_batches(batch)
+            start = time.perf_counter()
+            if state is None or use_random_iter:
+                # Initialize state for the first batch, and for every batch of random sampling.
+                state = net.begin_state(batch_size=X.shape[0], device=device)
+            else:
+                # Keep the state but cut the graph, so gradients stop at the batch boundary.
+                state = tuple(s.detach() for s in state)
+            X, Y = X.to(device), Y.to(device)
+            batch_loss, grad_norm, state = self.impl.train_step(net, X, Y, state, self._lr,
+                                                                self._clip)
+            loss_sum += batch_loss
+            num_tokens += Y.numel()
+            self._last_batch = (batch_loss, grad_norm, Y.numel())
+            train_time += time.perf_counter() - start
+            self._batch = batch + 1
+            if time.perf_counter() - self._last_publish >= PUBLISH_INTERVAL_S:
+                t = time.perf_counter()
+                self._publish_batch(batch + 1, num_tokens, train_time)
+                train_time += time.perf_counter() - t
+        t = time.perf_counter()
+        mean_loss = float(loss_sum) / max(1, num_tokens)  # one host sync per epoch
+        synchronize(device)
+        train_time += time.perf_counter() - t
+        self._check_diverged(mean_loss, self._batch)
+        self._epoch += 1
+        self._elapsed += train_time
+        self._tokens_per_sec = num_tokens / train_time if train_time > 0 else 0.0
+        self._last_ppl = perplexity(mean_loss)
+        self._good_params = [p.detach().clone() for p in net.parameters()]
+        self._record_history(self._last_ppl)
+        self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec))
+        if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
+            self._take_samples()
+        self._publish(batch=0)
+
+    def _between_batches(self, batch: int) -> float:
+        """Apply commands, serve requests, wait while paused. Returns seconds of training time
+        spent here (none: pauses do not count)."""
+        self._serve_requests()
+        if self._commands() != "wait":
+            return 0.0
+        self._set_state(RunState.PAUSED)
+        while True:
+            self._serve_requests()
+            action = self._commands()
+            if action == "step":
+                return 0.0
+            if action == "run":
+                break
+            with self._wake:
+                if (self._requests.empty() and not self._pending and not self._stop
+                        and self._paused and not self._step_budget):
+                    self._wake.wait(timeout=0.25)
+        self._set_state(RunState.TRAINING)
+        return 0.0
+
+    def _commands(self) -> str:
+        """Apply pending commands; say whether to 'run' a batch, 'step' one while paused, or
+        'wait'. Raises _Stop when stop() was asked for."""
+        with self._wake:
+            changes = self._take_pending()
+            stop, paused = self._stop, self._paused
+            stepping = paused and self._step_budget > 0
+            if stepping:
+                self._step_budget -= 1
+        for event in changes:
+            self._emit(event)
+        if stop:
+            raise _Stop
+        return "step" if stepping else "wait" if paused else "run"
+
+    def _take_pending(self) -> list[Event]:
+        """Apply changed settings (the caller holds the lock); returns their events."""
+        changes: list[Event] = []
+        for name, value in self._pending.items():
+            attr = "_" + name
+            old = getattr(self, attr)
+            if old != value:
+                setattr(self, attr, value)
+                changes.append(SettingChanged(self._epoch, name, old, value))
+        if self._pending:
+            self._pending.clear()
+            self._snapshot = replace(self._snapshot, lr=self._lr, clip=self._clip,
+                                     epochs=self._epochs, sample_every=self._sample_every)
+        return changes
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                request: _PredictionRequest = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if not request.future.set_running_or_notify_cancel():
+                continue
+            try:
+                request.future.set_result(self.predict(request.prefix, request.num_preds,
+                                                       request.temperature))
+            except Exception as e:  # noqa: BLE001 - the asker shows it
+                request.future.set_exception(e)
+
+    def _serve_until_stopped(self) -> None:
+        while True:
+            self._serve_requests()
+            with self._wake:
+                changes = self._take_pending()
+                if self._stop:
+                    return
+                if self._requests.empty() and not changes:
+                    self._wake.wait(timeout=0.25)
+            for event in changes:
+                self._emit(event)
+
+    def _fail_pending_requests(self) -> None:
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if request.future.set_running_or_notify_cancel():
+                request.future.set_exception(RuntimeError("the trainer has stopped"))
+
+    def _check_diverged(self, mean_loss: float, batch: int) -> None:
+        limit = DIVERGED_LOSS_FACTOR * math.log(len(self.vocab))
+        if math.isfinite(mean_loss) and mean_loss <= limit:
+            return
+        # Put back the parameters of the last good epoch, so the model is usable again.
+        with torch.no_grad():
+            for p, good in zip(self.net.parameters(), self._good_params):
+                p.copy_(good)
+        what = "not a finite number" if not math.isfinite(mean_loss) else f"{mean_loss:.3g} nats"
+        raise _DivergedError(
+            f"training diverged at epoch {self._epoch + 1} (mean loss {what}) with learning rate "
+            f"{self._lr:g}; the parameters of epoch {self._epoch} were restored. "
+            f"Try a smaller learning rate, e.g. {self._lr / 2:g}.", batch)
+
+    def _take_samples(self) -> None:
+        samples = tuple(Sample(self._epoch, prefix, self.predict(prefix, self.config.predict_len).text)
+                        for prefix in self.config.prefixes)
+        self._samples = (list(samples) + self._samples)[: MAX_SAMPLES * len(samples)]
+        self._emit(SampleReady(self._epoch, samples))
+
+    def _record_history(self, ppl: float) -> None:
+        """Keep one point per history_stride epochs; halve when full so memory stays flat."""
+        if (self._epoch - 1) % self._history_stride == 0:
+            self._history.append(ppl)
+        if len(self._history) >= MAX_HISTORY:
+            self._history = self._history[::2]
+            self._history_stride *= 2
+
+    def _publish_batch(self, batch: int, num_tokens: int, train_time: float) -> None:
+        """Read the latest batch's numbers (a host sync) and publish them."""
+        batch_loss, grad_norm, n = self._last_batch
+        loss = float(batch_loss) / n
+        self._last_loss, self._last_norm = loss, float(grad_norm)
+        if num_tokens and train_time > 0:
+            self._tokens_per_sec = num_tokens / train_time
+        self._publish(batch)
+
+    def _publish(self, batch: int) -> None:
+        with self._lock:
+            self._snapshot = replace(
+                self._snapshot, epoch=self._epoch, epochs=self._epochs, batch=batch,
+                batches_per_epoch=len(self.loader), perplexity=self._last_ppl,
+                history=tuple(self._history), history_stride=self._history_stride,
+                tokens_per_sec=self._tokens_per_sec,
+                loss=getattr(self, "_last_loss", None), grad_norm=getattr(self, "_last_norm", None),
+                lr=self._lr, clip=self._clip, sample_every=self._sample_every,
+                samples=tuple(self._samples), elapsed=self._elapsed)
+        self._last_publish = time.perf_counter()
+
+    def _set_state(self, state: RunState, message: str = "") -> None:
+        with self._lock:
+            self._snapshot = replace(self._snapshot, state=state, message=message)
+
+    def _emit(self, event: Event) -> None:
+        self._events.put(event)
+        if self._on_event:
+            self._on_event(event)
+
+
+class _DivergedError(Exception):
+    def __init__(self, message: str, batch: int):
+        super().__init__(message)
+        self.batch = batch
