@@ -1,0 +1,83 @@
+"""The command line: headless training as the book prints it, and bad input as clear messages."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tui.cli import build_parser, config_from_args, main
+
+FAST = ["--hidden", "32", "--max-tokens", "3000", "--batch-size", "8", "--num-steps", "10",
+        "--threads", "1", "--impl", "book"]
+
+
+def headless(*args):
+    return main(["train", "--headless", *args])
+
+
+def test_flags_reach_the_config():
+    args = build_parser().parse_args(["train", "--headless", "--lr", "0.5", "--hidden", "64",
+                                      "--iter", "random", "--max-tokens", "0"])
+    c = config_from_args(args)
+    assert (c.lr, c.num_hiddens, c.iterator, c.max_tokens) == (0.5, 64, "random", 0)
+    assert config_from_args(build_parser().parse_args(["--epochs", "3"])).epochs == 3
+
+
+def test_headless_prints_like_the_book(capsys, timemachine_path):
+    assert headless("--epochs", "10", "--corpus", str(timemachine_path), *FAST) == 0
+    out = capsys.readouterr().out
+    assert "perplexity " in out and "tokens/sec on cpu" in out
+    lines = out.strip().splitlines()
+    assert lines[-2].startswith("time traveller") and lines[-1].startswith("traveller")
+    assert "epoch   10  time traveller" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--corpus", "/no/such/file.txt"], "does not exist"),
+    (["--device", "cuda:7"], "not available here"),
+    (["--device", "tpu"], "available"),
+    (["--max-tokens", "50"], "too few for one batch"),
+])
+def test_bad_input_is_a_message_and_exit_2(capsys, args, message):
+    assert headless(*FAST, *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hidden", "0"], "num_hiddens must be a positive integer"),
+    (["--batch-size", "-3"], "batch_size must be a positive integer"),
+    (["--lr", "0"], "lr must be greater than 0"),
+    (["--lr", "abc"], "lr: 'abc' is not a number"),
+    (["--epochs", "1.5"], "is not an integer"),
+    (["--iter", "shuffled"], "iterator must be one of"),
+    (["--hidden", "100000"], "needs about"),
+])
+def test_bad_flags_are_refused_by_argparse(capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--headless", *args])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"), (b"\x00\xff\x00binary", "looks binary"), (b"a" * 20_000, "distinct"),
+], ids=["empty", "binary", "one-character"])
+def test_bad_corpus_files(tmp_path, capsys, content, message):
+    path = tmp_path / "c.txt"
+    path.write_bytes(content)
+    assert headless(*FAST, "--corpus", str(path)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_has_help_and_no_traceback(tmp_path):
+    exe = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
+    help_ = subprocess.run([*exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert help_.returncode == 0
+    for flag in ("--epochs", "--lr", "--hidden", "--batch-size", "--num-steps", "--iter",
+                 "--clip", "--max-tokens", "--corpus", "--device", "--seed", "--impl"):
+        assert flag in help_.stdout
+    bad = subprocess.run([*exe, "train", "--headless", "--corpus", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,95 @@
+"""`rnn-tui train --headless`: the book's training printout, with a rich progress bar.
+
+It runs the same Trainer as the app, in the main thread; ctrl+c stops it at the next batch
+boundary and still prints the results so far.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from engine.config import ConfigError, TrainConfig
+from engine.corpus import CorpusError
+from engine.data import DataError
+from engine.devices import DeviceError
+from engine.trainer import EpochDone, Notice, RunState, SampleReady, Trainer
+
+USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
+
+
+def run_headless(config: TrainConfig, console: Console | None = None) -> int:
+    console = console or Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),
+        TimeRemainingColumn(), console=console, transient=False)
+    download = Progress(TextColumn("downloading the Time Machine"), BarColumn(), DownloadColumn(),
+                        console=err, transient=True)
+    download_task = None
+
+    def on_download(done: int, total: int | None) -> None:
+        nonlocal download_task
+        if download_task is None:
+            download.start()
+            download_task = download.add_task("download", total=total)
+        download.update(download_task, completed=done)
+
+    task = None
+
+    def on_event(event) -> None:
+        if isinstance(event, EpochDone) and task is not None:
+            progress.update(task, completed=event.epoch,
+                            stats=f"perplexity {event.perplexity:.2f} · {event.tokens_per_sec:,.0f} tok/s")
+        elif isinstance(event, SampleReady):
+            first = event.samples[0]
+            progress.console.print(f"epoch {event.epoch:>4}  {first.prefix}[cyan]{first.text}[/]",
+                                   markup=True, highlight=False)
+        elif isinstance(event, Notice):
+            err.print(f"[yellow]notice:[/] {event.message}")
+
+    trainer = Trainer(config, on_event=on_event, progress=on_download)
+    try:
+        info = trainer.setup()
+    except USER_ERRORS as e:
+        err.print(f"rnn-tui: error: {e}", markup=False)
+        return 2
+    finally:
+        if download_task is not None:
+            download.stop()
+    console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
+                  f"used, vocabulary {info.vocab_size} · model {info.num_params:,} parameters · "
+                  f"{config.iterator} batches {config.batch_size}x{config.num_steps} · "
+                  f"{info.impl} on {info.device}", highlight=False)
+
+    def on_sigint(signum, frame):
+        if trainer.stop_requested:  # a second ctrl+c: give up at once
+            raise KeyboardInterrupt
+        trainer.stop()
+        err.print("stopping after this batch (ctrl+c again to abort)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with progress:
+            task = progress.add_task("epoch", total=config.epochs, stats="")
+            snap = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if snap.state == RunState.ERROR:
+        err.print(f"rnn-tui: error: {snap.message}", markup=False)
+        return 1
+    if snap.state == RunState.DIVERGED:
+        err.print(f"rnn-tui: {snap.message}", markup=False)
+    if snap.state == RunState.STOPPED:
+        console.print(f"stopped at epoch {snap.epoch} of {snap.epochs}")
+    ppl = f"{snap.perplexity:.1f}" if snap.perplexity is not None else "n/a"
+    console.print(f"perplexity {ppl}, {snap.tokens_per_sec:.1f} tokens/sec on {info.device}",
+                  highlight=False)
+    for prefix in config.prefixes:
+        console.print(trainer.predict(prefix, config.predict_len).full, highlight=False, markup=False)
+    return 0 if snap.state in (RunState.FINISHED, RunState.STOPPED) else 1
