@@ -319,20 +319,22 @@ class Trainer:
 
     def run(self, keep_alive: bool = False) -> Snapshot:
         """Train until the last epoch or stop(). With keep_alive, go on serving predictions
-        after training ends, until stop(). Errors end in the ERROR state, never raise."""
+        after training ends, until stop(). Errors end in the ERROR state, never raise; a
+        diverged epoch pauses in the DIVERGED state until resume() (after, say, set_lr) or stop()."""
         self.thread = threading.current_thread()
         try:
             self.setup()
             self._set_state(RunState.PAUSED if self._paused else RunState.TRAINING)
             while self._epoch < self._epochs:
-                self._train_epoch()
+                try:
+                    self._train_epoch()
+                except _DivergedError as e:
+                    self._on_diverged(e)
             self._set_state(RunState.FINISHED)
             self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
         except _Stop:
-            self._set_state(RunState.STOPPED)
-        except _DivergedError as e:
-            self._set_state(RunState.DIVERGED, str(e))
-            self._emit(Diverged(self._epoch, e.batch, str(e)))
+            if self.snapshot().state != RunState.DIVERGED:
+                self._set_state(RunState.STOPPED)
         except Exception as e:  # noqa: BLE001 - shown to the user, the app stays up
             message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
             self._set_state(RunState.ERROR, message)
@@ -341,6 +343,17 @@ class Trainer:
             self._serve_until_stopped()
         self._fail_pending_requests()
         return self.snapshot()
+
+    def _on_diverged(self, error: "_DivergedError") -> None:
+        """Pause with the last good parameters back in place, and wait for resume or stop."""
+        with self._wake:
+            self._paused = True
+            self._step_budget = 0
+        self._set_state(RunState.DIVERGED, str(error))
+        self._emit(Diverged(self._epoch, error.batch, str(error)))
+        self._publish(batch=0)
+        self._wait_while_paused()
+        self._set_state(RunState.TRAINING)
 
     def _train_epoch(self) -> None:
         """One pass over the data: d2l's `train_epoch_ch8`, checking commands between batches."""
@@ -390,22 +403,25 @@ class Trainer:
         """Apply commands, serve requests, wait while paused. Returns seconds of training time
         spent here (none: pauses do not count)."""
         self._serve_requests()
-        if self._commands() != "wait":
-            return 0.0
-        self._set_state(RunState.PAUSED)
+        action = self._commands()
+        if action == "wait":
+            self._set_state(RunState.PAUSED)
+            if self._wait_while_paused() == "run":
+                self._set_state(RunState.TRAINING)
+        return 0.0
+
+    def _wait_while_paused(self) -> str:
+        """Serve requests and apply settings until resumed ('run') or asked for one batch
+        ('step'); raises _Stop on stop()."""
         while True:
             self._serve_requests()
             action = self._commands()
-            if action == "step":
-                return 0.0
-            if action == "run":
-                break
+            if action != "wait":
+                return action
             with self._wake:
                 if (self._requests.empty() and not self._pending and not self._stop
                         and self._paused and not self._step_budget):
                     self._wake.wait(timeout=0.25)
-        self._set_state(RunState.TRAINING)
-        return 0.0
 
     def _commands(self) -> str:
         """Apply pending commands; say whether to 'run' a batch, 'step' one while paused, or
@@ -482,7 +498,7 @@ class Trainer:
                 p.copy_(good)
         what = "not a finite number" if not math.isfinite(mean_loss) else f"{mean_loss:.3g} nats"
         raise _DivergedError(
-            f"training diverged at epoch {self._epoch + 1} (mean loss {what}) with learning rate "
+            f"training diverged in epoch {self._epoch + 1} (mean loss {what}) with learning rate "
             f"{self._lr:g}; the parameters of epoch {self._epoch} were restored. "
             f"Try a smaller learning rate, e.g. {self._lr / 2:g}.", batch)
 

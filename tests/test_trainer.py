@@ -127,13 +127,28 @@ def test_keep_alive_serves_predictions_after_training(timemachine_corpus):
     assert not thread.is_alive()
 
 
-def test_huge_learning_rate_diverges_cleanly(timemachine_corpus):
-    trainer = make(timemachine_corpus, epochs=30, lr=1000.0, clip=1000.0)
+def test_huge_learning_rate_diverges_pauses_and_recovers(timemachine_corpus):
+    trainer = make(timemachine_corpus, epochs=3, lr=1000.0)
+    thread = _start(trainer)
+    assert _wait(lambda: trainer.snapshot().state == RunState.DIVERGED)
+    snap = trainer.snapshot()
+    assert "learning rate 1000" in snap.message and "e.g. 500" in snap.message
+    assert all(p.isfinite().all() for p in trainer.net.parameters())
+    # The last good parameters are back (here: the initial ones, epoch 0) and usable.
+    assert snap.epoch == 0
+    assert trainer.request_prediction("time", 5).result(timeout=10).text
+    # Lower the learning rate and resume: training goes on to the end.
+    trainer.set_lr(1.0)
+    trainer.resume()
+    thread.join(timeout=60)
+    assert trainer.snapshot().state == RunState.FINISHED and trainer.snapshot().epoch == 3
+
+
+def test_stop_after_divergence_keeps_the_diverged_state(timemachine_corpus):
+    trainer = make(timemachine_corpus, epochs=3, lr=1000.0)
+    trainer._on_event = lambda e: trainer.stop() if type(e).__name__ == "Diverged" else None
     snap = trainer.run()
     assert snap.state == RunState.DIVERGED
-    assert "learning rate" in snap.message and "smaller" in snap.message
-    assert all(p.isfinite().all() for p in trainer.net.parameters())
-    assert trainer.predict("time", 5).text  # the model is still usable
 
 
 def test_errors_in_setup_end_in_error_state_not_an_exception(tmp_path):

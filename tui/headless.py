@@ -17,7 +17,7 @@ from engine.config import ConfigError, TrainConfig
 from engine.corpus import CorpusError
 from engine.data import DataError
 from engine.devices import DeviceError
-from engine.trainer import EpochDone, Notice, RunState, SampleReady, Trainer
+from engine.trainer import Diverged, EpochDone, Notice, RunState, SampleReady, Trainer
 
 USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
 
@@ -50,6 +50,8 @@ def run_headless(config: TrainConfig, console: Console | None = None) -> int:
             first = event.samples[0]
             progress.console.print(f"epoch {event.epoch:>4}  {first.prefix}[cyan]{first.text}[/]",
                                    markup=True, highlight=False)
+        elif isinstance(event, Diverged):
+            trainer.stop()  # nobody is there to lower the learning rate and resume
         elif isinstance(event, Notice):
             err.print(f"[yellow]notice:[/] {event.message}")
 
