@@ -163,7 +163,7 @@ class Trainer:
                  progress: Callable[[int, int | None], None] | None = None):
         self.config = cfg.validate(config or TrainConfig())
         self._corpus = corpus
-        self._on_event = on_event
+        self._listeners: list[Callable[[Event], None]] = [on_event] if on_event else []
         self._download_progress = progress
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -208,7 +208,7 @@ class Trainer:
         self.net = self.impl.make_model(len(self.vocab), c.num_hiddens, self.device,
                                         generator=generator)
         self._sample_generator = torch.Generator().manual_seed(c.seed + 1)
-        self._good_params = [p.detach().clone() for p in self.net.parameters()]
+        self._mark_boundary()
         self._lr, self._clip = c.lr, c.clip
         self._epochs, self._sample_every = c.epochs, c.sample_every
         self._epoch = 0
@@ -225,6 +225,10 @@ class Trainer:
             self._emit(Notice(corpus.notice))
         self._publish(batch=0)
         return self.info
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call listener(event) on the training thread for every event (before run())."""
+        self._listeners.append(listener)
 
     # ---- commands (any thread) -------------------------------------------------------------
 
@@ -392,12 +396,19 @@ class Trainer:
         self._elapsed += train_time
         self._tokens_per_sec = num_tokens / train_time if train_time > 0 else 0.0
         self._last_ppl = perplexity(mean_loss)
-        self._good_params = [p.detach().clone() for p in net.parameters()]
+        self._mark_boundary()
         self._record_history(self._last_ppl)
         self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec))
         if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
             self._take_samples()
         self._publish(batch=0)
+
+    def _mark_boundary(self) -> None:
+        """Remember the state between two epochs: the last good parameters (restored after a
+        divergence) and the batch generator's state, which together make a checkpoint that
+        resumes exactly."""
+        self._good_params = [p.detach().clone() for p in self.net.parameters()]
+        self._boundary_rng = self.loader.rng.getstate()
 
     def _between_batches(self, batch: int) -> float:
         """Apply commands, serve requests, wait while paused. Returns seconds of training time
@@ -543,8 +554,8 @@ class Trainer:
 
     def _emit(self, event: Event) -> None:
         self._events.put(event)
-        if self._on_event:
-            self._on_event(event)
+        for listener in self._listeners:
+            listener(event)
 
 
 class _DivergedError(Exception):

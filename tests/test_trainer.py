@@ -146,7 +146,7 @@ def test_huge_learning_rate_diverges_pauses_and_recovers(timemachine_corpus):
 
 def test_stop_after_divergence_keeps_the_diverged_state(timemachine_corpus):
     trainer = make(timemachine_corpus, epochs=3, lr=1000.0)
-    trainer._on_event = lambda e: trainer.stop() if type(e).__name__ == "Diverged" else None
+    trainer.add_listener(lambda e: trainer.stop() if type(e).__name__ == "Diverged" else None)
     snap = trainer.run()
     assert snap.state == RunState.DIVERGED
 
