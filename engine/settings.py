@@ -210,7 +210,7 @@ def merge(defaults: TrainConfig, file_overrides: dict[str, Any],
     return defaults.replace(**{**file_overrides, **flag_overrides})
 
 
-def sources(file_path: str | Path | None, file_overrides: Iterable[str],
+def value_sources(file_path: str | Path | None, file_overrides: Iterable[str],
             flag_overrides: Iterable[str]) -> dict[str, str]:
     """Where each field's value came from, for render_config."""
     origin = {name: DEFAULT_SOURCE for name in field_names()}

@@ -16,7 +16,7 @@ else:  # pragma: no cover
 from engine.config import ConfigError, TrainConfig, check_field
 from engine.settings import (FLAG_FIELDS, FLAG_SOURCE, SettingsError, default_config_path,
                              field_names, find_key_line, load_settings, merge, parse_settings,
-                             render_config, setting_for, sources, toml_value)
+                             render_config, setting_for, toml_value, value_sources)
 
 DEFAULTS = TrainConfig()
 
@@ -174,7 +174,7 @@ def test_defaults_then_file_then_flags(tmp_path):
     assert config.num_hiddens == 128 and config.epochs == 7  # file over default
     assert config.lr == 0.25                                  # flag over file
     assert config.batch_size == DEFAULTS.batch_size           # default left alone
-    origin = sources(path, from_file, flags)
+    origin = value_sources(path, from_file, flags)
     assert origin["num_hiddens"] == str(path) and origin["lr"] == FLAG_SOURCE
     assert origin["batch_size"] == "default"
 
@@ -190,7 +190,7 @@ def test_render_config_reads_back_the_same(tmp_path):
     path = write(tmp_path, 'hidden = 128\nprefixes = ["a \\"quoted\\" one", "\\u00e9t\\u00e9"]\n')
     from_file = load_settings(path, must_exist=True)
     config = merge(DEFAULTS, from_file, {"lr": 0.125, "corpus": "/tmp/my book.txt"})
-    text = render_config(config, sources(path, from_file, ["lr", "corpus"]))
+    text = render_config(config, value_sources(path, from_file, ["lr", "corpus"]))
     assert tomllib.loads(text) == config.to_dict()
     assert merge(DEFAULTS, parse_settings(text, "printed"), {}) == config
     lines = {line.split(" =")[0]: line for line in text.splitlines() if " = " in line}
