@@ -5,7 +5,8 @@ It trains in the thread that calls `run()` and owns the model there: every torch
 threads running torch ops fight over the cores (shared/docs/performance.md, "Threads").
 Other threads read `snapshot()` (an immutable value published under a lock), drain
 `events()`, send commands (pause, resume, step, stop, set_*) that apply at the next batch
-boundary, and ask for predictions with `request_prediction()`, which returns a Future.
+boundary, and ask for predictions or a checkpoint with `request_prediction()` and
+`request_save()`, which return Futures.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from . import config as cfg
+from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_state,
+                         restore_python_rng, restore_torch_rng, save_checkpoint, sgd_state)
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, Vocab, load_corpus
@@ -98,10 +103,20 @@ class RunInfo:
 
 # Events, in the order they happen; drained by the UI or passed to on_event.
 @dataclass(frozen=True)
+class Started:
+    info: RunInfo
+    epoch: int          # completed epochs so far: 0, or where a resumed run picks up
+
+
+@dataclass(frozen=True)
 class EpochDone:
     epoch: int
     perplexity: float
     tokens_per_sec: float
+    lr: float = 0.0
+    clip: float = 0.0
+    grad_norm: float | None = None   # of the epoch's last batch, before clipping
+    elapsed: float = 0.0             # training seconds so far
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,7 @@ class Notice:
     message: str
 
 
-Event = EpochDone | SampleReady | SettingChanged | Finished | Diverged | Failed | Notice
+Event = Started | EpochDone | SampleReady | SettingChanged | Finished | Diverged | Failed | Notice
 
 
 class _Stop(Exception):
@@ -150,18 +165,35 @@ class _Stop(Exception):
 
 
 @dataclass
-class _PredictionRequest:
-    prefix: str
-    num_preds: int
-    temperature: float
+class _Request:
+    """Work another thread asks of the training thread (which owns all torch work)."""
+    work: Callable[[], object]
     future: Future = field(default_factory=Future)
+
+
+def resume_config(ckpt: Checkpoint, **overrides) -> TrainConfig:
+    """The config to continue a checkpoint with: its own, its live settings as they were when
+    saved, then overrides (e.g. more epochs). Settings that shape the model or the data must
+    stay as they were."""
+    base = ckpt.train_config().replace(**ckpt.live)
+    fixed = ("corpus", "preprocess", "max_tokens", "batch_size", "num_steps", "num_hiddens",
+             "iterator", "seed")
+    changed = [k for k in fixed if k in overrides and overrides[k] != getattr(base, k)]
+    if changed:
+        raise ConfigError(f"{', '.join(changed)} cannot change when resuming a checkpoint "
+                          "(they shape its model or its data); start a new run instead")
+    return base.replace(**overrides)
 
 
 class Trainer:
     def __init__(self, config: TrainConfig | None = None, corpus: Corpus | None = None,
                  on_event: Callable[[Event], None] | None = None,
-                 progress: Callable[[int, int | None], None] | None = None):
-        self.config = cfg.validate(config or TrainConfig())
+                 progress: Callable[[int, int | None], None] | None = None,
+                 resume: Checkpoint | None = None):
+        """config defaults to the book's; with resume, training continues from a checkpoint
+        (build its config with resume_config) exactly where it stopped."""
+        self.config = cfg.validate(config or (resume_config(resume) if resume else TrainConfig()))
+        self._resume = resume
         self._corpus = corpus
         self._listeners: list[Callable[[Event], None]] = [on_event] if on_event else []
         self._download_progress = progress
@@ -204,11 +236,7 @@ class Trainer:
         self.loader = SeqDataLoader(tokens, self.vocab, c.batch_size, c.num_steps,
                                     c.use_random_iter, seed=c.seed)
         self.impl: Implementation = get_implementation(c.impl, self.device)
-        generator = torch.Generator().manual_seed(c.seed)
-        self.net = self.impl.make_model(len(self.vocab), c.num_hiddens, self.device,
-                                        generator=generator)
         self._sample_generator = torch.Generator().manual_seed(c.seed + 1)
-        self._mark_boundary()
         self._lr, self._clip = c.lr, c.clip
         self._epochs, self._sample_every = c.epochs, c.sample_every
         self._epoch = 0
@@ -218,13 +246,56 @@ class Trainer:
         self._elapsed = 0.0
         self._tokens_per_sec = 0.0
         self._last_ppl: float | None = None
+        if self._resume is None:
+            generator = torch.Generator().manual_seed(c.seed)
+            self.net = self.impl.make_model(len(self.vocab), c.num_hiddens, self.device,
+                                            generator=generator)
+        else:
+            self._restore(self._resume, corpus)
+        self._mark_boundary()
         self.info = RunInfo(corpus.name, corpus.num_chars, len(tokens), len(self.vocab),
                             describe(self.device), self.impl.label,
                             sum(p.numel() for p in self.net.parameters()), corpus.notice)
         if corpus.notice:
             self._emit(Notice(corpus.notice))
+        self._emit(Started(self.info, self._epoch))
         self._publish(batch=0)
         return self.info
+
+    def _restore(self, ckpt: Checkpoint, corpus: Corpus) -> None:
+        """Continue from a checkpoint: its parameters, counters, history and random states."""
+        check_compatible(ckpt, self.vocab, self.config.num_hiddens, corpus_sha1=corpus.sha1)
+        self.net = self.impl.make_model(len(self.vocab), self.config.num_hiddens, self.device,
+                                        params=ckpt.param_list(self.device))
+        restore_python_rng(self.loader.rng, ckpt.rng["python"])
+        restore_torch_rng(self._sample_generator, ckpt.rng["torch"])  # prompt-box sampling
+        self._epoch = ckpt.epoch
+        self._history, self._history_stride = [float(x) for x in ckpt.history], ckpt.history_stride
+        self._last_ppl = self._history[-1] if self._history else None
+        self._samples = [Sample(d["epoch"], d["prefix"], d["text"]) for d in ckpt.samples]
+        self._elapsed = ckpt.elapsed
+
+    # ---- checkpoints (on the training thread) ----------------------------------------------
+
+    def checkpoint(self) -> Checkpoint:
+        """The state at the end of the last finished epoch (a run resumed from it continues
+        exactly as this one would). Only the training thread may call this."""
+        rng = random.Random()
+        rng.setstate(self._boundary_rng)
+        return Checkpoint(
+            params=named_params(self._good_params), vocab=list(self.vocab.idx_to_token),
+            config=self.config.to_dict(), corpus_name=self.corpus.name,
+            corpus_sha1=self.corpus.sha1, epoch=self._epoch, batch=0,
+            rng={"python": python_rng_state(rng), "torch": self._sample_generator.get_state()},
+            history=list(self._history), history_stride=self._history_stride,
+            samples=[asdict(x) for x in self._samples], elapsed=self._elapsed,
+            impl=self.impl.name, optimizer=sgd_state(self._lr, self._clip),
+            live={"lr": self._lr, "clip": self._clip, "epochs": self._epochs,
+                  "sample_every": self._sample_every})
+
+    def save(self, path) -> Path:
+        """Write checkpoint() atomically to path. Only the training thread may call this."""
+        return save_checkpoint(path, self.checkpoint())
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call listener(event) on the training thread for every event (before run())."""
@@ -293,7 +364,15 @@ class Trainer:
                            temperature: float = 0.0) -> Future:
         """Ask the training thread for a continuation; the Future resolves to a Prediction
         (or raises ValueError for a bad request). Served between batches and while paused."""
-        request = _PredictionRequest(prefix, num_preds, temperature)
+        return self._submit(lambda: self.predict(prefix, num_preds, temperature))
+
+    def request_save(self, path) -> Future:
+        """Ask the training thread to write a checkpoint of the last finished epoch; the
+        Future resolves to the path (or raises CheckpointError)."""
+        return self._submit(lambda: self.save(path))
+
+    def _submit(self, work: Callable[[], object]) -> Future:
+        request = _Request(work)
         self._requests.put(request)
         with self._wake:
             self._wake.notify_all()
@@ -398,7 +477,8 @@ class Trainer:
         self._last_ppl = perplexity(mean_loss)
         self._mark_boundary()
         self._record_history(self._last_ppl)
-        self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec))
+        self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec, self._lr,
+                             self._clip, float(self._last_batch[1]), self._elapsed))
         if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
             self._take_samples()
         self._publish(batch=0)
@@ -467,14 +547,13 @@ class Trainer:
     def _serve_requests(self) -> None:
         while True:
             try:
-                request: _PredictionRequest = self._requests.get_nowait()
+                request: _Request = self._requests.get_nowait()
             except queue.Empty:
                 return
             if not request.future.set_running_or_notify_cancel():
                 continue
             try:
-                request.future.set_result(self.predict(request.prefix, request.num_preds,
-                                                       request.temperature))
+                request.future.set_result(request.work())
             except Exception as e:  # noqa: BLE001 - the asker shows it
                 request.future.set_exception(e)
 

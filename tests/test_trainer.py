@@ -6,7 +6,9 @@ import time
 import pytest
 
 from engine.config import ConfigError, TrainConfig
-from engine.trainer import (EpochDone, Finished, RunState, SampleReady, SettingChanged, Trainer)
+from engine.checkpoint import CheckpointError, load_checkpoint
+from engine.trainer import (EpochDone, Finished, RunState, SampleReady, SettingChanged, Started,
+                            Trainer, resume_config)
 
 SMALL = dict(num_hiddens=64, max_tokens=5000, batch_size=16, num_steps=20, threads=1,
              sample_every=2, impl="book")
@@ -38,7 +40,7 @@ def test_events_in_order(timemachine_corpus):
     trainer = make(timemachine_corpus, epochs=4)
     trainer.run()
     kinds = [type(e) for e in trainer.events()]
-    assert kinds == [EpochDone, EpochDone, SampleReady, EpochDone, EpochDone, SampleReady, Finished]
+    assert kinds == [Started, EpochDone, EpochDone, SampleReady, EpochDone, EpochDone, SampleReady, Finished]
     assert trainer.snapshot().samples[0].epoch == 4  # newest first
 
 
@@ -155,3 +157,46 @@ def test_errors_in_setup_end_in_error_state_not_an_exception(tmp_path):
     trainer = Trainer(TrainConfig(corpus=str(tmp_path / "missing.txt"), threads=1))
     snap = trainer.run()
     assert snap.state == RunState.ERROR and "does not exist" in snap.message
+
+
+@pytest.mark.parametrize("iterator", ["sequential", "random"])
+def test_resume_continues_exactly(timemachine_corpus, tmp_path, iterator):
+    """Resuming after epoch 3 and training to 6 gives the history of an uninterrupted run."""
+    whole = make(timemachine_corpus, epochs=6, iterator=iterator, seed=3).run()
+    first = make(timemachine_corpus, epochs=3, iterator=iterator, seed=3)
+    first.run()
+    path = first.save(tmp_path / "run.pt")
+    ckpt = load_checkpoint(path)
+    assert ckpt.epoch == 3 and ckpt.history == list(whole.history[:3])
+    resumed = Trainer(resume_config(ckpt, epochs=6), corpus=timemachine_corpus, resume=ckpt)
+    snap = resumed.run()
+    assert snap.state == RunState.FINISHED
+    assert snap.history == whole.history
+    # The same samples at the same epochs (the first run also sampled at its last epoch, 3).
+    resumed_samples = {(x.epoch, x.prefix): x.text for x in snap.samples}
+    assert all(resumed_samples[(x.epoch, x.prefix)] == x.text for x in whole.samples)
+
+
+def test_resume_refuses_changed_shapes_and_corpora(timemachine_corpus, tmp_path):
+    from engine.corpus import load_pydoc
+    first = make(timemachine_corpus, epochs=1)
+    first.run()
+    ckpt = load_checkpoint(first.save(tmp_path / "run.pt"))
+    with pytest.raises(ConfigError, match="num_hiddens cannot change when resuming"):
+        resume_config(ckpt, num_hiddens=128)
+    assert resume_config(ckpt, epochs=9, lr=0.5).epochs == 9
+    other = Trainer(resume_config(ckpt), corpus=load_pydoc(), resume=ckpt).run()
+    assert other.state == RunState.ERROR and "another vocabulary" in other.message
+
+
+def test_save_requested_from_another_thread(timemachine_corpus, tmp_path):
+    trainer = make(timemachine_corpus, epochs=10_000)
+    thread = _start(trainer)
+    assert _wait(lambda: trainer.snapshot().epoch >= 2)
+    path = trainer.request_save(tmp_path / "now.pt").result(timeout=10)
+    trainer.stop()
+    thread.join(timeout=5)
+    ckpt = load_checkpoint(path)
+    assert ckpt.epoch >= 2 and len(ckpt.history) == ckpt.epoch
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "missing.pt")
