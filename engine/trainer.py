@@ -141,6 +141,11 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Stopped:
+    epoch: int          # completed epochs when stop() took effect
+
+
+@dataclass(frozen=True)
 class Diverged:
     epoch: int
     batch: int
@@ -157,7 +162,7 @@ class Notice:
     message: str
 
 
-Event = Started | EpochDone | SampleReady | SettingChanged | Finished | Diverged | Failed | Notice
+Event = Started | EpochDone | SampleReady | SettingChanged | Finished | Stopped | Diverged | Failed | Notice
 
 
 class _Stop(Exception):
@@ -418,6 +423,7 @@ class Trainer:
         except _Stop:
             if self.snapshot().state != RunState.DIVERGED:
                 self._set_state(RunState.STOPPED)
+            self._emit(Stopped(self._epoch))
         except Exception as e:  # noqa: BLE001 - shown to the user, the app stays up
             message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
             self._set_state(RunState.ERROR, message)

@@ -33,3 +33,6 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     if SHARED_TIMEMACHINE.is_file():
         (data / "timemachine.txt").write_bytes(SHARED_TIMEMACHINE.read_bytes())
     monkeypatch.setenv("RNN_TUI_DATA_DIR", str(data))
+    # Run logs, checkpoints and settings files go to fresh directories too.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg_data")))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg_config")))

@@ -1,0 +1,45 @@
+"""A run on disk: metrics as JSON Lines, samples, checkpoints every N epochs and at the end."""
+
+from engine.checkpoint import load_checkpoint
+from engine.config import TrainConfig
+from engine.recorder import RunRecorder
+from engine.runlog import read_metrics
+from engine.trainer import Trainer
+
+SMALL = dict(num_hiddens=32, max_tokens=3000, batch_size=8, num_steps=10, threads=1,
+             sample_every=2, impl="book")
+
+
+def test_run_directory_holds_metrics_samples_and_checkpoint(timemachine_corpus, tmp_path):
+    trainer = Trainer(TrainConfig(**SMALL, epochs=5), corpus=timemachine_corpus)
+    recorder = RunRecorder(trainer, run_dir=tmp_path / "run", autosave_every=2)
+    saved_at = []
+    trainer.add_listener(lambda e: saved_at.append(load_checkpoint(recorder.checkpoint_path).epoch)
+                         if type(e).__name__ == "EpochDone" and e.epoch == 2 else None)
+    trainer._pending["lr"] = 0.5  # a live change, as from another thread, before the first batch
+    trainer.run()
+    recorder.close()
+    records = read_metrics(tmp_path / "run")
+    kinds = [r["type"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4, 5]
+    assert all(r["lr"] == 0.5 and r["clip"] == 1.0 and r["grad_norm"] > 0 and r["wall_time"] > 0
+               and r["tokens_per_sec"] > 0 and r["perplexity"] > 1 for r in epochs)
+    assert any(r["type"] == "setting" and r["name"] == "lr" and r["new"] == 0.5 for r in records)
+    assert saved_at == [2]  # the autosave after epoch 2 was already on disk
+    assert load_checkpoint(recorder.checkpoint_path).epoch == 5
+    samples = (tmp_path / "run" / "samples.txt").read_text().splitlines()
+    assert samples[0].startswith("epoch    2  time traveller")
+    assert len(samples) == 3 * 2  # epochs 2, 4 and the last, two prefixes each
+
+
+def test_default_run_dir_under_xdg_data_home(timemachine_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    trainer = Trainer(TrainConfig(**SMALL, epochs=1), corpus=timemachine_corpus)
+    recorder = RunRecorder(trainer)
+    trainer.run()
+    recorder.close()
+    assert recorder.run_dir.parent == tmp_path / "rnn-tui" / "runs"
+    assert recorder.run_dir.name.endswith("-timemachine-h32-sequential")
+    assert (recorder.run_dir / "checkpoint.pt").is_file()
