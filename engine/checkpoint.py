@@ -528,3 +528,10 @@ def check_compatible(ckpt: Checkpoint, vocab: Vocab | Sequence[str], num_hiddens
         raise CheckpointError(
             f"checkpoint {name} was trained on corpus {ckpt.corpus_name!r} (SHA-1 "
             f"{ckpt.corpus_sha1[:12]}), not on this one (SHA-1 {corpus_sha1[:12]})")
+
+
+def model_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu"):
+    """The book's model with the checkpoint's parameters, and its vocabulary, for generation."""
+    from .model import RNNModelScratch  # the book's model: generation needs no fast path
+    return (RNNModelScratch(ckpt.vocab_size, ckpt.num_hiddens, device,
+                            params=ckpt.param_list(device)), ckpt.to_vocab())

@@ -25,6 +25,14 @@ class Prediction:
         return self.prefix + self.text
 
 
+def normalize_prefix(prefix: str, preprocess: str) -> tuple[str, str | None]:
+    """A model trained on the book's lower-case text knows no capitals: lower-case the prefix
+    for it (saying so), rather than feeding every capital as <unk>."""
+    if preprocess == "book" and prefix != prefix.lower():
+        return prefix.lower(), "the prefix was lower-cased, as the model's corpus was"
+    return prefix, None
+
+
 def unknown_chars(prefix: str, vocab: Vocab) -> tuple[tuple[int, str], ...]:
     return tuple((i, ch) for i, ch in enumerate(prefix) if ch not in vocab)
 

@@ -11,33 +11,38 @@ from dataclasses import fields
 from typing import Sequence
 
 from engine import __version__
-from engine.config import ConfigError, TrainConfig, check_field
+from engine.checkpoint import CheckpointError, load_checkpoint
+from engine.config import (IMPLEMENTATIONS, ITERATORS, PREPROCESS_MODES, ConfigError,
+                           TrainConfig, check_field)
+from engine.settings import (DEFAULT_SOURCE, FLAG_FIELDS, SettingsError, default_config_path, load_settings,
+                             merge, render_config, value_sources)
+from engine.trainer import resume_config
 
 DEFAULTS = TrainConfig()
 
-# flag -> (config field, help)
-TRAIN_FLAGS: dict[str, tuple[str, str]] = {
-    "--epochs": ("epochs", "number of epochs"),
-    "--lr": ("lr", "learning rate of plain SGD"),
-    "--hidden": ("num_hiddens", "number of hidden units"),
-    "--batch-size": ("batch_size", "sequences per mini-batch"),
-    "--num-steps": ("num_steps", "time steps per sequence"),
-    "--iter": ("iterator", "mini-batch iterator: sequential or random"),
-    "--clip": ("clip", "clip the gradient's total norm to this value"),
-    "--max-tokens": ("max_tokens", "use the first N tokens of the corpus (0: all)"),
-    "--corpus": ("corpus", "'timemachine', 'pydoc', or the path of a UTF-8 text file"),
-    "--preprocess": ("preprocess", "'book': letters only, lower case; 'raw': every character"),
-    "--device": ("device", "auto, cpu, cuda, cuda:N or mps"),
-    "--seed": ("seed", "random seed for parameters and batches"),
-    "--impl": ("impl", "fast (same math, faster) or book (the chapter's loop)"),
-    "--threads": ("threads", "torch threads for training (0: all cores)"),
-    "--sample-every": ("sample_every", "print samples every N epochs"),
-    "--predict-len": ("predict_len", "characters generated for each sample"),
+# Help for each setting; the flag spellings come from engine.settings.FLAG_FIELDS, so the
+# command line and the settings file accept the same names.
+HELP: dict[str, str] = {
+    "epochs": "number of epochs",
+    "lr": "learning rate of plain SGD",
+    "num_hiddens": "number of hidden units",
+    "batch_size": "sequences per mini-batch",
+    "num_steps": "time steps per sequence",
+    "iterator": "mini-batch iterator: sequential or random",
+    "clip": "clip the gradient's total norm to this value",
+    "max_tokens": "use the first N tokens of the corpus (0: all)",
+    "corpus": "'timemachine', 'pydoc', or the path of a UTF-8 text file",
+    "preprocess": "'book': letters only, lower case; 'raw': every character",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+    "seed": "random seed for parameters and batches",
+    "impl": "fast (same math, faster) or book (the chapter's loop)",
+    "threads": "torch threads for training (0: all cores)",
+    "sample_every": "print samples every N epochs",
+    "predict_len": "characters generated for each sample",
 }
-CHOICES = {"iterator": ("sequential", "random"), "impl": ("fast", "book"),
-           "preprocess": ("book", "raw")}
-
-
+CHOICES = {"iterator": ITERATORS, "impl": IMPLEMENTATIONS, "preprocess": PREPROCESS_MODES}
+TRAIN_FLAGS: dict[str, tuple[str, str]] = {
+    f"--{flag}": (name, HELP[name]) for flag, name in FLAG_FIELDS.items()}
 def _checked(name: str):
     def parse(text: str):
         try:
@@ -48,7 +53,36 @@ def _checked(name: str):
     return parse
 
 
+def add_run_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("runs, checkpoints and settings")
+    group.add_argument("--config", metavar="PATH", default=default,
+                       help=f"settings file (TOML) with defaults for any setting below "
+                            f"(default: {default_config_path()}, if it exists)")
+    group.add_argument("--print-config", action="store_true",
+                       default=argparse.SUPPRESS if suppress else False,
+                       help="print the settings in effect and where each comes from, then exit")
+    group.add_argument("--resume", metavar="CHECKPOINT", default=default,
+                       help="continue a run from its checkpoint, exactly where it stopped")
+    group.add_argument("--run-dir", metavar="DIR", default=default,
+                       help="where the run writes metrics.jsonl, samples.txt and checkpoint.pt "
+                            "(default: a new directory under ~/.local/share/rnn-tui/runs)")
+    group.add_argument("--autosave-every", metavar="N", type=_positive_int, default=default,
+                       help="write a checkpoint every N epochs (default: 10)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def add_train_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    add_run_flags(parser, suppress)
     group = parser.add_argument_group("training settings (the book's values by default)")
     for flag, (name, help_text) in TRAIN_FLAGS.items():
         default = getattr(DEFAULTS, name)
@@ -78,25 +112,60 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--headless", action="store_true",
                        help="run without the app: a progress bar and plain text on stdout")
     add_train_flags(train, suppress=True)
+    gen = sub.add_parser("generate", help="print a continuation from a saved checkpoint",
+                         description="Load a checkpoint and print what the model writes after "
+                                     "a prefix, without opening the app.")
+    gen.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file")
+    gen.add_argument("--prefix", required=True, help="the text to continue")
+    gen.add_argument("-n", "--num-chars", type=_positive_int, default=50, metavar="N",
+                     help="characters to generate (default: 50)")
+    gen.add_argument("--temperature", type=float, default=0.0, metavar="T",
+                     help="0 for the book's greedy choice, above 0 to sample (default: 0)")
+    gen.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
+    gen.add_argument("--device", default="cpu", help="device to run on (default: cpu)")
     return parser
 
 
+def flag_overrides(args: argparse.Namespace) -> dict:
+    """The settings given on the command line (not argparse's defaults)."""
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-              if getattr(args, f.name, None) is not None}
-    return DEFAULTS.replace(**values)
+    """Built-in defaults < settings file < flags; raises SettingsError or ConfigError."""
+    path = getattr(args, "config", None)
+    return merge(DEFAULTS, load_settings(path, must_exist=path is not None), flag_overrides(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "generate":
+        from .generate_cmd import run_generate
+        return run_generate(args)
+    resume = None
     try:
-        config = config_from_args(args)
-    except ConfigError as e:
-        parser.error(str(e))
+        if getattr(args, "resume", None):
+            resume = load_checkpoint(args.resume)
+            config = resume_config(resume, **flag_overrides(args))
+        else:
+            config = config_from_args(args)
+    except (SettingsError, ConfigError, CheckpointError) as e:
+        parser.exit(2, f"rnn-tui: error: {e}\n")
+    if getattr(args, "print_config", False):
+        path = getattr(args, "config", None)
+        file_keys = load_settings(path, must_exist=path is not None) if not resume else {}
+        sources = value_sources(path or default_config_path(), file_keys, flag_overrides(args))
+        if resume:
+            sources = {k: f"checkpoint {args.resume}" if v == DEFAULT_SOURCE else v
+                       for k, v in sources.items()}
+        print(render_config(config, sources), end="")
+        return 0
+    run = dict(resume=resume, run_dir=getattr(args, "run_dir", None),
+               autosave_every=getattr(args, "autosave_every", None) or 10)
     if args.command == "train" and args.headless:
         from .headless import run_headless
-        return run_headless(config)
+        return run_headless(config, **run)
     from .app import run_app
-    return run_app(config)
-
+    return run_app(config, **run)

@@ -13,16 +13,20 @@ from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from engine.checkpoint import Checkpoint
 from engine.config import ConfigError, TrainConfig
 from engine.corpus import CorpusError
 from engine.data import DataError
 from engine.devices import DeviceError
+from engine.recorder import RunRecorder
 from engine.trainer import Diverged, EpochDone, Notice, RunState, SampleReady, Trainer
 
 USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
 
 
-def run_headless(config: TrainConfig, console: Console | None = None) -> int:
+def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
+                 run_dir: str | None = None, autosave_every: int = 10,
+                 console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     progress = Progress(
@@ -55,11 +59,12 @@ def run_headless(config: TrainConfig, console: Console | None = None) -> int:
         elif isinstance(event, Notice):
             err.print(f"[yellow]notice:[/] {event.message}")
 
-    trainer = Trainer(config, on_event=on_event, progress=on_download)
+    trainer = Trainer(config, on_event=on_event, progress=on_download, resume=resume)
+    recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every)
     try:
         info = trainer.setup()
     except USER_ERRORS as e:
-        err.print(f"rnn-tui: error: {e}", markup=False)
+        err.print(f"rnn-tui: error: {e}", markup=False, soft_wrap=True)
         return 2
     finally:
         if download_task is not None:
@@ -69,24 +74,41 @@ def run_headless(config: TrainConfig, console: Console | None = None) -> int:
                   f"{config.iterator} batches {config.batch_size}x{config.num_steps} · "
                   f"{info.impl} on {info.device}", highlight=False)
 
-    def on_sigint(signum, frame):
-        if trainer.stop_requested:  # a second ctrl+c: give up at once
+    if resume is not None:
+        console.print(f"resumed from {resume.source} at epoch {resume.epoch}", highlight=False,
+                      soft_wrap=True)
+    console.print(f"run directory {recorder.run_dir}", highlight=False, soft_wrap=True)
+
+    def on_signal(signum, frame):
+        # ctrl+c, SIGTERM, or SIGHUP (an SSH session that drops): stop at the next batch; the
+        # recorder then checkpoints the last finished epoch. A second ctrl+c aborts at once.
+        if trainer.stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         trainer.stop()
-        err.print("stopping after this batch (ctrl+c again to abort)")
+        err.print(f"{signal.Signals(signum).name}: stopping after this batch and saving")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         with progress:
-            task = progress.add_task("epoch", total=config.epochs, stats="")
+            task = progress.add_task("epoch", total=config.epochs, completed=trainer.snapshot().epoch,
+                                     stats="")
             snap = trainer.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        recorder.close()
+    if recorder.save_error:
+        err.print(f"rnn-tui: could not save a checkpoint: {recorder.save_error}", markup=False,
+                  soft_wrap=True)
+    elif recorder.last_saved:
+        console.print(f"checkpoint {recorder.last_saved} (epoch {snap.epoch})", highlight=False,
+                      soft_wrap=True)
     if snap.state == RunState.ERROR:
-        err.print(f"rnn-tui: error: {snap.message}", markup=False)
+        err.print(f"rnn-tui: error: {snap.message}", markup=False, soft_wrap=True)
         return 1
     if snap.state == RunState.DIVERGED:
-        err.print(f"rnn-tui: {snap.message}", markup=False)
+        err.print(f"rnn-tui: {snap.message}", markup=False, soft_wrap=True)
     if snap.state == RunState.STOPPED:
         console.print(f"stopped at epoch {snap.epoch} of {snap.epochs}")
     ppl = f"{snap.perplexity:.1f}" if snap.perplexity is not None else "n/a"

@@ -1,0 +1,114 @@
+"""Runs that last, from the command line: settings files, resume, generate, signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.checkpoint import load_checkpoint
+from engine.runlog import read_metrics
+from tui.cli import main
+
+SMALL = ["--hidden", "32", "--max-tokens", "3000", "--batch-size", "8", "--num-steps", "10",
+         "--threads", "1", "--impl", "book"]
+
+
+def test_settings_file_precedence_and_print_config(tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('hidden = 64\nlr = 0.5\niter = "random"\n')
+    assert main(["--config", str(cfg), "--lr", "0.25", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "num_hiddens = 64" in out and str(cfg) in out            # from the file
+    assert "lr = 0.25" in out and "command line" in out              # flag beats file
+    assert 'iterator = "random"' in out
+    assert "batch_size = 32" in out and "default" in out             # built-in default
+    # The default location is read too.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "xdg" / "rnn-tui").mkdir(parents=True)
+    (tmp_path / "xdg" / "rnn-tui" / "config.toml").write_text("epochs = 7\n")
+    assert main(["--print-config"]) == 0
+    assert "epochs = 7" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("hidden = \n", "malformed TOML"),
+    ("hiden = 64\n", "config.toml:1: hiden: unknown setting"),
+    ("epochs = 5\nlr = 'fast'\n", "config.toml:2: lr"),
+])
+def test_bad_settings_files(tmp_path, capsys, text, message):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    with pytest.raises(SystemExit) as e:
+        main(["--config", str(cfg), "--print-config"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_missing_named_settings_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--config", str(tmp_path / "nope.toml"), "--print-config"])
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_headless_resume_and_generate(tmp_path, capsys, timemachine_path):
+    corpus = ["--corpus", str(timemachine_path)]
+    assert main(["train", "--headless", *SMALL, *corpus, "--epochs", "4",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    assert load_checkpoint(tmp_path / "a" / "checkpoint.pt").epoch == 4
+    assert main(["train", "--headless", "--resume", str(tmp_path / "a" / "checkpoint.pt"),
+                 "--epochs", "6", "--run-dir", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "at epoch 4" in out
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert ckpt.epoch == 6 and len(ckpt.history) == 6
+    epochs = [r["epoch"] for r in read_metrics(tmp_path / "b") if r["type"] == "epoch"]
+    assert epochs == [5, 6]
+    assert main(["generate", "--checkpoint", str(tmp_path / "b" / "checkpoint.pt"),
+                 "--prefix", "Time Traveller", "-n", "12"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("time traveller") and len(captured.out.strip()) == 14 + 12
+    assert "lower-cased" in captured.err
+
+
+def test_resume_refuses_shape_changes(tmp_path, capsys, timemachine_path):
+    assert main(["train", "--headless", *SMALL, "--corpus", str(timemachine_path), "--epochs", "1",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    with pytest.raises(SystemExit):
+        main(["train", "--headless", "--resume", str(tmp_path / "a" / "checkpoint.pt"),
+              "--hidden", "64"])
+    assert "num_hiddens cannot change when resuming" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"), (os.urandom(2048), ""), (b"PK\x03\x04truncated", ""),
+])
+def test_generate_refuses_damaged_checkpoints(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    assert main(["generate", "--checkpoint", str(path), "--prefix", "the"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.pt" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_stops_and_checkpoints(tmp_path, timemachine_path, sig):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())",
+         "train", "--headless", *SMALL, "--corpus", str(timemachine_path), "--epochs", "100000",
+         "--run-dir", str(run_dir), "--autosave-every", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if metrics.exists() and metrics.read_text().count('"type": "epoch"') >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert signal.Signals(sig).name in err and "Traceback" not in err
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    assert ckpt.epoch >= 3 and "stopped at epoch" in out

@@ -1,0 +1,37 @@
+"""`rnn-tui generate`: a continuation from a saved checkpoint, printed without the app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from engine.devices import DeviceError, resolve_device
+from engine.generate import normalize_prefix, predict
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+        device = resolve_device(args.device)
+        net, vocab = model_from_checkpoint(ckpt, device)
+        prefix, note = normalize_prefix(args.prefix, ckpt.train_config().preprocess)
+        prediction = predict(prefix, args.num_chars, net, vocab, device,
+                             temperature=args.temperature,
+                             generator=torch.Generator().manual_seed(args.seed))
+    except (CheckpointError, DeviceError, ValueError) as e:
+        print(f"rnn-tui: error: {e}", file=sys.stderr)
+        return 2
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if prediction.unknown:
+        chars = ", ".join(repr(c) for _, c in prediction.unknown[:10])
+        more = "" if len(prediction.unknown) <= 10 else f" and {len(prediction.unknown) - 10} more"
+        print(f"note: not in the model's vocabulary, read as <unk>: {chars}{more}", file=sys.stderr)
+    if prediction.truncated:
+        print(f"note: only the last {len(prediction.prefix):,} characters of the prefix were "
+              "used to warm up the model", file=sys.stderr)
+    print(prediction.full)
+    return 0
