@@ -1,0 +1,19 @@
+"""The engine never imports the UI: import-linter's contract from pyproject.toml holds."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_engine_never_imports_the_ui():
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(exe).exists():
+        pytest.fail("lint-imports is missing: install the dev extra (pip install '.[dev]')")
+    result = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
