@@ -74,8 +74,7 @@ FIELD_TYPES: dict[str, type] = {
     "prefixes": tuple,
 }
 
-# Largest model we agree to build: hidden x hidden weights plus activations must fit.
-MAX_PARAM_BYTES = 8 * 2**30
+MAX_HIDDENS = 1_000_000  # beyond this a model is hopeless anywhere (4 TB for W_hh alone)
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -117,8 +116,8 @@ def estimated_bytes(config: TrainConfig, vocab_size: int = 28) -> int:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n} B"  # pragma: no cover
@@ -145,22 +144,29 @@ def check_field(name: str, value: Any) -> Any:
         raise ConfigError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {value!r}")
     if name in ("corpus", "device") and not value:
         raise ConfigError(f"{name} must not be empty")
-    if name == "num_hiddens" and value > 1_000_000:
-        raise ConfigError(f"num_hiddens {value} is far too large (at most 1,000,000)")
+    if name == "num_hiddens" and value > MAX_HIDDENS:
+        need = estimated_bytes(TrainConfig(num_hiddens=value))
+        raise ConfigError(f"num_hiddens {value:,} would need about {human_bytes(need)} of memory; "
+                          f"use at most {MAX_HIDDENS:,}")
     if name == "prefixes" and not all(value):
         raise ConfigError("prefixes must not be empty strings")
     return value
 
 
 def validate(config: TrainConfig) -> TrainConfig:
-    """Check every field and the model's estimated memory; raise ConfigError on the first problem."""
+    """Check every field; raise ConfigError on the first problem. (Whether the model fits the
+    device's memory is checked when it is built: see memory_problem.)"""
     for f in fields(config):
         check_field(f.name, getattr(config, f.name))
-    need = estimated_bytes(config)
-    if need > MAX_PARAM_BYTES:
-        raise ConfigError(
-            f"a model with {config.num_hiddens} hidden units, batch {config.batch_size} and "
-            f"{config.num_steps} steps needs about {human_bytes(need)}, more than the "
-            f"{human_bytes(MAX_PARAM_BYTES)} this tool allows"
-        )
     return config
+
+
+def memory_problem(config: TrainConfig, vocab_size: int, free_bytes: int | None,
+                   device: str) -> str | None:
+    """Why the model will not fit in free_bytes (None when it fits or nothing is known)."""
+    need = estimated_bytes(config, vocab_size)
+    if free_bytes is None or need <= 0.8 * free_bytes:
+        return None
+    return (f"a model with {config.num_hiddens:,} hidden units, batch {config.batch_size} and "
+            f"{config.num_steps} steps needs about {human_bytes(need)}, but only "
+            f"{human_bytes(free_bytes)} is free on {device}; lower the hidden size or batch size")

@@ -30,7 +30,7 @@ from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, Vocab, load_corpus
-from .devices import describe, resolve_device, synchronize
+from .devices import describe, free_memory, resolve_device, synchronize
 from .generate import Prediction, predict
 from .implementations import Implementation, get_implementation
 from .train import perplexity
@@ -234,10 +234,9 @@ class Trainer:
             raise ConfigError(
                 f"the corpus {corpus.name!r} has only {len(self.vocab) - 1} distinct character(s) "
                 "after preprocessing: there is nothing to learn")
-        cfg.validate(c)  # memory estimate with the real vocabulary below
-        need = cfg.estimated_bytes(c, len(self.vocab))
-        if need > cfg.MAX_PARAM_BYTES:
-            raise ConfigError(f"this model needs about {cfg.human_bytes(need)}, too much")
+        problem = cfg.memory_problem(c, len(self.vocab), free_memory(self.device), str(self.device))
+        if problem:
+            raise ConfigError(problem)
         self.loader = SeqDataLoader(tokens, self.vocab, c.batch_size, c.num_steps,
                                     c.use_random_iter, seed=c.seed)
         self.impl: Implementation = get_implementation(c.impl, self.device)

@@ -38,6 +38,7 @@ def test_headless_prints_like_the_book(capsys, timemachine_path):
     (["--device", "cuda:7"], "not available here"),
     (["--device", "tpu"], "available"),
     (["--max-tokens", "50"], "too few for one batch"),
+    (["--hidden", "200000"], "is free on cpu"),
 ])
 def test_bad_input_is_a_message_and_exit_2(capsys, args, message):
     assert headless(*FAST, *args) == 2
@@ -52,7 +53,7 @@ def test_bad_input_is_a_message_and_exit_2(capsys, args, message):
     (["--lr", "abc"], "lr: 'abc' is not a number"),
     (["--epochs", "1.5"], "is not an integer"),
     (["--iter", "shuffled"], "iterator must be one of"),
-    (["--hidden", "100000"], "needs about"),
+    (["--hidden", "1000000000"], "would need about 6.9 EiB"),
 ])
 def test_bad_flags_are_refused_by_argparse(capsys, args, message):
     with pytest.raises(SystemExit) as e:
