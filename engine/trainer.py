@@ -248,7 +248,8 @@ class Trainer:
         self._history_stride = 1
         self._samples: list[Sample] = []
         self._elapsed = 0.0
-        self._tokens_per_sec = 0.0
+        self._tokens_per_sec = 0.0        # live: of the epoch under way, updated as it goes
+        self._epoch_tokens_per_sec = 0.0  # of the last finished epoch, for final reports
         self._last_ppl: float | None = None
         if self._resume is None:
             generator = torch.Generator().manual_seed(c.seed)
@@ -420,6 +421,9 @@ class Trainer:
             self._set_state(RunState.FINISHED)
             self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
         except _Stop:
+            if self._epoch_tokens_per_sec:  # a part-epoch's speed is not the run's
+                self._tokens_per_sec = self._epoch_tokens_per_sec
+                self._publish(batch=0)
             if self.snapshot().state != RunState.DIVERGED:
                 self._set_state(RunState.STOPPED)
             self._emit(Stopped(self._epoch))
@@ -479,6 +483,7 @@ class Trainer:
         self._epoch += 1
         self._elapsed += train_time
         self._tokens_per_sec = num_tokens / train_time if train_time > 0 else 0.0
+        self._epoch_tokens_per_sec = self._tokens_per_sec
         self._last_ppl = perplexity(mean_loss)
         self._mark_boundary()
         self._record_history(self._last_ppl)
