@@ -1,0 +1,438 @@
+"""The app, driven by Textual's pilot with the real trainer on a tiny, fast configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+
+import pytest
+from textual.widgets import Input, Sparkline, Static
+
+from engine.config import TrainConfig
+from engine.corpus import Corpus
+from engine.trainer import RunState
+from tui.app import RnnTuiApp
+from tui.bindings import KEYS, parse_keymap
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.hyperparam_form import HyperparamForm
+from tui.widgets.prompt_panel import PromptPanel
+from tui.widgets.status_bar import StatusBar
+
+# 2,000 tokens in batches of 8 x 10: 24 batches an epoch, a few milliseconds each.
+SMALL = TrainConfig(num_hiddens=32, max_tokens=2000, batch_size=8, num_steps=10, epochs=10_000,
+                    sample_every=2, threads=1)
+SIZE = (100, 32)
+
+
+def run_async(test):
+    """Run an async test in its own event loop (the project has no pytest async plugin)."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+    return run
+
+
+async def wait_for(pilot, condition, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def state(app: RnnTuiApp) -> RunState:
+    return app.trainer.snapshot().state
+
+
+def text_of(app: RnnTuiApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
+
+
+def notifications(app: RnnTuiApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+@pytest.fixture(autouse=True)
+def _keys_without_idle_wait(monkeypatch):
+    """Pilot waits, after every key, for the process to go idle (CPU time to stop advancing),
+    up to a second; a training thread never lets it. The pilot still waits for every message
+    to be processed, which is what the tests rely on."""
+    async def no_idle_wait(*args, **kwargs) -> None:
+        for _ in range(20):  # let a key hop from the app to the focused widget
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.005)
+    monkeypatch.setattr("textual.app.wait_for_idle", no_idle_wait)
+    monkeypatch.setattr("textual.pilot.wait_for_idle", no_idle_wait)
+
+
+@pytest.fixture
+def make_app(timemachine_corpus):
+    def make(config: TrainConfig = SMALL, corpus: Corpus | None = None) -> RnnTuiApp:
+        return RnnTuiApp(config, corpus or timemachine_corpus)
+    return make
+
+
+@run_async
+async def test_training_starts_and_the_sparkline_grows(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        sparkline = app.query_one("#sparkline", Sparkline)
+        await wait_for(pilot, lambda: len(sparkline.data or []) >= 2, what="two epochs")
+        first = len(sparkline.data)
+        await wait_for(pilot, lambda: len(sparkline.data) >= first + 3, what="more epochs")
+        assert app.query_one(StatusBar).state is RunState.TRAINING
+        assert "training" in text_of(app, "#status-state")
+        stats = text_of(app, "#stats")
+        assert f"epoch {app.last_snapshot.epoch}/{SMALL.epochs}" in stats
+        assert "tokens/s" in stats and "grad norm" in stats
+        assert app.info is not None and app.info.vocab_size == 28
+        assert "vocab 28" in text_of(app, "#status-run")
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_space_pauses_and_resumes(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused")
+        await wait_for(pilot, lambda: app.query_one(StatusBar).state is RunState.PAUSED)
+        paused_at = app.trainer.snapshot().epoch
+        await pilot.pause(0.6)
+        assert app.trainer.snapshot().epoch == paused_at
+        assert "paused" in text_of(app, "#status-state")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.trainer.snapshot().epoch > paused_at + 1,
+                       what="epochs after resume")
+        assert state(app) is RunState.TRAINING
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_n_trains_one_batch_while_paused(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused")
+
+        def batches():
+            s = app.trainer.snapshot()
+            return s.epoch * s.batches_per_epoch + s.batch
+
+        # The trainer publishes batch numbers at most every 0.1 s and not on pausing, so the
+        # count shown can lag; a step taken 0.1 s after the last publication publishes it.
+        await pilot.pause(0.3)
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        before = batches()
+        await pilot.press("n")
+        await wait_for(pilot, lambda: batches() == before + 1, what="one batch")
+        await pilot.pause(0.4)
+        assert batches() == before + 1 and state(app) is RunState.PAUSED
+        await pilot.press("q")
+
+
+@run_async
+async def test_a_live_learning_rate_reaches_the_trainer(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        await pilot.press("e")
+        assert app.focused is app.query_one("#hp-lr", Input)
+        await pilot.press(*"0.5", "enter")  # the old value is selected on focus
+        await wait_for(pilot, lambda: app.trainer.snapshot().lr == 0.5, what="lr 0.5 applied")
+        await wait_for(pilot, lambda: any("learning rate: 1 → 0.5" in n
+                                          for n in notifications(app)), what="notification")
+        assert app.query_one(HyperparamForm).live["lr"] == 0.5
+        await pilot.press("escape")
+        assert app.focused is None
+        assert app.query_one("#hp-lr", Input).value == "0.5"
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("-1", "lr must be greater than 0, got -1.0"),
+    ("abc", "lr: 'abc' is not a number"),
+])
+@run_async
+async def test_an_invalid_field_is_refused_with_a_message(make_app, typed, message):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        await pilot.press("e", *typed)
+        form = app.query_one(HyperparamForm)
+        assert form.error("lr") == message  # as it is typed, before enter
+        assert text_of(app, "#hp-lr-error") == message
+        assert app.query_one("#hp-lr-row").has_class("-invalid")
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.trainer.snapshot().lr == SMALL.lr
+        assert form.live["lr"] == SMALL.lr
+        # escape puts the value in force back
+        await pilot.press("escape")
+        assert app.query_one("#hp-lr", Input).value == "1"
+        assert form.error("lr") == ""
+        await pilot.press("q")
+
+
+@run_async
+async def test_restart_field_validates_as_typed(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = app.query_one(HyperparamForm)
+        app.query_one("#hp-num_hiddens", Input).focus()
+        await pilot.press("ctrl+a", "ctrl+k", "0")
+        assert form.error("num_hiddens") == "num_hiddens must be a positive integer, got 0"
+        app.query_one("#hp-corpus", Input).focus()
+        await pilot.press(*str(tmp_path / "missing.txt"))
+        assert form.error("corpus").startswith("corpus: no file")
+        await pilot.press("escape", "r")  # r refuses to restart with invalid settings
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("Cannot restart" in n for n in notifications(app))
+        await pilot.press("q")
+
+
+@run_async
+async def test_typing_a_prefix_shows_a_continuation(make_app):
+    app = make_app(SMALL.replace(lr=2.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        prompt = app.query_one(PromptPanel)
+        assert app.focused is app.query_one("#prompt-input", Input)
+        await pilot.press(*"time", "space")
+        assert prompt.prefix == "time "  # space typed into the prompt, not a pause
+        await wait_for(pilot, lambda: prompt.prediction is not None
+                       and prompt.prediction.prefix == "time ", what="a prediction")
+        p = prompt.prediction
+        assert len(p.text) == 50 and not p.unknown
+        assert len(p.top) == 5 and abs(sum(q for _, q in p.top)) <= 1.0 + 1e-6
+        assert text_of(app, "#prompt-output") == "time " + p.text
+        assert state(app) is RunState.TRAINING
+        # the length control changes the next request
+        app.query_one("#prompt-length", Input).value = "7"
+        await wait_for(pilot, lambda: len(prompt.prediction.text) == 7, what="7 characters")
+        await pilot.press("q")  # typed into the prompt: the app goes on
+        assert app.is_running and prompt.prefix == "time q"
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_unknown_characters_are_marked_and_reported(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"Tim3")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None
+                       and prompt.prediction.prefix == "Tim3", what="a prediction")
+        assert prompt.prediction.unknown == ((0, "T"), (3, "3"))
+        report = app.query_one("#prompt-unknown", Static)
+        assert report.display
+        assert str(report.render()) == ("⚠ 2 characters not in the vocabulary, read as <unk>: "
+                                        "'T' at 1, '3' at 4")
+        # the prefix is shown whole, the unknown characters marked
+        output = app.query_one("#prompt-output", Static).render()
+        assert str(output).startswith("Tim3")
+        marked = {span.start for span in output.spans if "reverse" in str(span.style)}
+        assert marked == {0, 3}
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_restart_with_a_new_hidden_size_rebuilds_the_model(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        old_trainer, old_ended = app.trainer, app.run_ended
+        app.query_one("#hp-num_hiddens", Input).focus()
+        await pilot.press("ctrl+a", "ctrl+k", *"48")
+        assert app.query_one("#hp-num_hiddens-row").has_class("-changed")
+        await pilot.press("escape")  # leaves the field; the draft stays
+        assert app.query_one("#hp-num_hiddens", Input).value == "48"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        assert "hidden size: 32 → 48" in str(app.screen.query_one("#confirm-details").render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.trainer is not old_trainer and app.info is not None,
+                       what="the new run")
+        assert old_ended.is_set() and old_trainer.snapshot().state is RunState.STOPPED
+        v = app.info.vocab_size
+        assert app.trainer.config.num_hiddens == 48 and app.config.num_hiddens == 48
+        assert app.info.num_params == 48 * 48 + 2 * 48 * v + 48 + v
+        await wait_for(pilot, lambda: app.trainer.snapshot().epoch >= 1, what="new epochs")
+        assert not app.query_one("#hp-num_hiddens-row").has_class("-changed")
+        await pilot.press("q")
+    assert app.return_code == 0 and app.run_ended.is_set()
+
+
+@run_async
+async def test_restart_can_be_cancelled(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        trainer = app.trainer
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert app.trainer is trainer and state(app) is RunState.TRAINING
+        await pilot.press("q")
+
+
+@run_async
+async def test_q_exits_with_0_and_the_worker_thread_ends(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        worker = app.train_worker
+        assert worker.name == "train" and worker.group == "train" and worker.is_running
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert app.run_ended.is_set()  # Trainer.run returned, not just the worker cancelled
+    assert app.trainer.snapshot().state is RunState.STOPPED
+
+
+@run_async
+async def test_escape_leaves_an_input_and_the_keys_work_again(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        await pilot.press("g", "x", "p", "space")
+        assert app.query_one(PromptPanel).prefix == "xp "
+        assert not app.show_plot and state(app) is not RunState.PAUSED
+        await pilot.press("escape")
+        assert app.focused is None
+        await pilot.press("p")
+        assert app.show_plot and app.query_one("#plot").display
+        await pilot.press("space")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED)
+        await pilot.press("q")
+
+
+@run_async
+async def test_help_lists_every_key(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("question_mark", "f1"):
+            await pilot.press(key)
+            assert isinstance(app.screen, HelpScreen)
+            shown = [str(w.render()) for w in app.screen.query(".help-key, .help-text")]
+            for spec in KEYS:
+                assert spec.help in shown
+            for key in ("space", "n", "r", "g", "esc", "e", "p", "? or f1", "q"):
+                assert key in shown
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+
+
+@run_async
+async def test_the_command_palette_runs_the_actions(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Pause")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused from the palette")
+        await pilot.press("q")
+
+
+@run_async
+async def test_keys_can_be_remapped_by_id(make_app):
+    assert parse_keymap("pause=x; quit=ctrl+q") == {"pause": "x", "quit": "ctrl+q"}
+    with pytest.raises(ValueError, match="unknown key id 'nope'"):
+        parse_keymap("nope=x")
+    app = make_app()
+    app.set_keymap({"pause": "x"})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED)
+        await pilot.press("q")
+
+
+@run_async
+async def test_a_diverged_run_is_shown_and_resumes_after_a_lower_lr(make_app):
+    app = make_app(SMALL.replace(lr=1e6, clip=1e6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: state(app) is RunState.DIVERGED, what="divergence")
+        await wait_for(pilot, lambda: any(n.startswith("Training diverged") for n in
+                                          notifications(app)), what="notification")
+        await wait_for(pilot, lambda: "diverged" in text_of(app, "#status-state"))
+        assert "training diverged" in text_of(app, "#training-message")
+        # still usable: the prompt is answered by the restored parameters
+        await pilot.press("g", *"time")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None, what="a prediction")
+        await pilot.press("escape", "e", *"0.5", "enter", "escape", "space")
+        await wait_for(pilot, lambda: state(app) is RunState.TRAINING and
+                       app.trainer.snapshot().lr == 0.5, what="resumed")
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_an_error_in_the_worker_is_shown_and_the_app_stays_usable(make_app, tmp_path):
+    app = make_app(SMALL.replace(corpus=str(tmp_path / "gone.txt")), corpus=None)
+    app.corpus = None
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: state(app) is RunState.ERROR, what="the error")
+        await wait_for(pilot, lambda: any(n.startswith("Training stopped with an error")
+                                          for n in notifications(app)))
+        assert "does not exist" in text_of(app, "#training-message")
+        await pilot.press("g", "a")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.error != "", what="the prompt's answer")
+        assert prompt.error.startswith("no model to ask")
+        # fix the corpus and restart
+        app.query_one("#hp-corpus", Input).focus()
+        await pilot.press("ctrl+a", "ctrl+k", *"pydoc", "escape", "r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.info is not None and app.info.corpus == "pydoc",
+                       what="a run on pydoc")
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_a_corpus_notice_becomes_a_notification(make_app, timemachine_corpus):
+    corpus = Corpus("pydoc", timemachine_corpus.text, timemachine_corpus.sha1,
+                    notice="The Time Machine could not be downloaded; using pydoc.")
+    app = make_app(corpus=corpus)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("could not be downloaded" in n
+                                          for n in notifications(app)), what="the notice")
+        await pilot.press("q")
+
+
+@run_async
+async def test_ui_handlers_never_wait_for_the_trainer(make_app):
+    """A paused trainer still answers the prompt, and the UI stays live meanwhile."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED)
+        start = time.perf_counter()
+        await pilot.press("g", *"the")
+        assert time.perf_counter() - start < 2.0
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None, what="answer while paused")
+        ticks = []
+        timer = app.set_interval(0.01, lambda: ticks.append(time.perf_counter()))
+        await asyncio.sleep(0.5)
+        timer.stop()
+        assert len(ticks) >= 20
+        await pilot.press("escape", "q")

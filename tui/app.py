@@ -1,0 +1,440 @@
+"""The playground: train the book's RNN in a thread and watch it, steer it, talk to it.
+
+Data flows one way (shared/docs/design.md). The trainer runs in a named thread worker and
+owns the model and every torch operation. The app polls its snapshot about ten times a
+second and hands the values down to the panels; panels post messages up; the app turns them
+into trainer commands, which apply at the next batch boundary. Predictions for the prompt
+are requests served by the trainer's thread; the answer comes back as a message (plain text
+and numbers), so no handler here ever waits on training or on torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from typing import Any, Callable
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState
+
+from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
+from engine.corpus import Corpus
+from engine.devices import available_devices
+from engine.trainer import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo,
+                            RunState, SampleReady, SettingChanged, Snapshot, Trainer)
+
+from . import format as fmt
+from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
+from .commands import TrainingCommands
+from .messages import LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
+from .paths import STYLESHEET
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
+from .widgets.perplexity_plot import PerplexityPlot
+from .widgets.prompt_panel import PromptPanel
+from .widgets.samples_panel import SamplesPanel
+from .widgets.status_bar import StatusBar
+from .widgets.training_panel import TrainingPanel
+
+POLL_INTERVAL_S = 0.1          # the UI reads the trainer ~10 times a second, however fast it runs
+PREDICTION_REFRESH_S = 1.0     # while training, the prompt's answer is refreshed at most this often
+PLOT_MIN_HEIGHT = 40           # terminal rows from which the full curve is shown from the start
+STOP_WAIT_S = 30.0             # a stopped trainer ends within one batch; a download can take longer
+
+TrainerFactory = Callable[[TrainConfig, "Corpus | None"], Any]
+ENDED = (RunState.FINISHED, RunState.STOPPED, RunState.ERROR)
+# A diverged run waits, paused, with its last good parameters: lower the lr and resume.
+HALTED = (RunState.PAUSED, RunState.DIVERGED)
+
+
+class RnnTuiApp(App[int]):
+    CSS_PATH = STYLESHEET
+    TITLE = "rnn-tui"
+    BINDINGS = APP_BINDINGS
+    COMMANDS = App.COMMANDS | {TrainingCommands}
+    AUTO_FOCUS = None  # no input takes the keys until the user asks (g, e, tab, a click)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (PLOT_MIN_HEIGHT, "-tall")]
+
+    show_plot: reactive[bool] = reactive(False)
+
+    def __init__(self, config: TrainConfig, corpus: Corpus | None = None,
+                 trainer_factory: TrainerFactory = Trainer) -> None:
+        super().__init__()
+        self.config = config
+        self.corpus = corpus
+        self.trainer_factory = trainer_factory
+        self.trainer: Any = None
+        self.train_worker: Worker | None = None
+        self.run_ended = threading.Event()  # set when the current trainer's run() returns
+        self.info: RunInfo | None = None
+        self.last_snapshot: Snapshot | None = None
+        self._devices = tuple(dict.fromkeys(("auto", *available_devices(), config.device)))
+        self._prediction_token = 0
+        self._prediction_answered = 0
+        self._prediction_epoch: int | None = None
+        self._prediction_time = 0.0
+        self._restarting = False
+
+    # ---- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield TrainingPanel(id="training")
+                yield PerplexityPlot(id="plot")
+                yield SamplesPanel(id="samples")
+            with Vertical(id="right"):
+                yield PromptPanel(id="prompt")
+                yield HyperparamForm(self.config, devices=self._devices, id="hyperparams")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # The full curve starts shown where there is room for it; p toggles it.
+        self.show_plot = self.size.height >= PLOT_MIN_HEIGHT
+        self.query_one("#plot").display = self.show_plot
+        self.screen.set_class(self.show_plot, "-plot")
+        self.start_training()
+        self.set_interval(POLL_INTERVAL_S, self.poll)
+
+    # ---- the training worker ---------------------------------------------------------------
+
+    def start_training(self) -> None:
+        """Build a trainer for self.config and run it in the 'train' thread worker."""
+        trainer = self.trainer_factory(self.config, self.corpus)
+        ended = threading.Event()
+        self.trainer, self.run_ended, self.info, self.last_snapshot = trainer, ended, None, None
+
+        def train() -> Snapshot:
+            try:
+                # keep_alive: after the last epoch it goes on serving the prompt until stop().
+                return trainer.run(keep_alive=True)
+            finally:
+                ended.set()
+
+        self.train_worker = self.run_worker(train, name="train", group="train", thread=True,
+                                            exit_on_error=False,
+                                            description=f"training {self.config.num_hiddens} hidden")
+        self.poll()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Trainer.run catches its own errors; this is for a trainer that raised anyway.
+        if event.worker is self.train_worker and event.state == WorkerState.ERROR:
+            self.query_one(StatusBar).state = RunState.ERROR
+            self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}",
+                        title="Training stopped with an error", severity="error", timeout=30,
+                        markup=False)
+
+    async def stop_training(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Ask the trainer to stop and wait (without blocking the UI) for its run to end."""
+        if self.trainer is None:
+            return True
+        self.trainer.stop()
+        deadline = time.monotonic() + timeout
+        while not self.run_ended.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return self.run_ended.is_set()
+
+    async def on_unmount(self) -> None:
+        # However the app ends, the trainer must end too, or the process waits for its thread.
+        await self.stop_training()
+
+    # ---- reading the trainer ------------------------------------------------------------------
+
+    def poll(self) -> None:
+        trainer = self.trainer
+        if trainer is None:
+            return
+        if self.info is None and trainer.info is not None:
+            self.info = trainer.info
+            self.query_one(StatusBar).info = self.info
+        snap = trainer.snapshot()
+        if snap is not self.last_snapshot:
+            self.last_snapshot = snap
+            self.show_snapshot(snap)
+        for event in trainer.events():
+            self.on_engine_event(event)
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        previous = self.query_one(StatusBar).state
+        self.query_one(StatusBar).state = snap.state
+        if snap.state != previous:
+            self.refresh_bindings()  # the footer shows n only while paused
+        self.query_one(TrainingPanel).snapshot = snap
+        samples = self.query_one(SamplesPanel)
+        samples.samples = snap.samples
+        samples.every = snap.sample_every
+        if self.show_plot:
+            plot = self.query_one(PerplexityPlot)
+            plot.stride = snap.history_stride
+            plot.history = snap.history
+        live = {name: getattr(snap, name) for name in LIVE_FIELDS}
+        form = self.query_one(HyperparamForm)
+        if live != form.live:
+            form.live = live
+        self._maybe_refresh_prediction(snap)
+
+    def on_engine_event(self, event: Event) -> None:
+        if isinstance(event, Notice):
+            self.notify(event.message, title="Corpus", severity="warning", timeout=15,
+                        markup=False)
+        elif isinstance(event, SettingChanged):
+            label = SPECS[event.name].label if event.name in SPECS else event.name
+            self.notify(f"{label}: {show_value(event.old)} → {show_value(event.new)}",
+                        title=f"Applied at epoch {event.epoch}", timeout=4, markup=False)
+        elif isinstance(event, Finished):
+            self.notify(f"{event.epoch} epochs · perplexity {fmt.number(event.perplexity, 4)} · "
+                        f"{fmt.rate(event.tokens_per_sec)}", title="Training finished",
+                        timeout=8, markup=False)
+        elif isinstance(event, Diverged):
+            self.notify(event.message, title="Training diverged", severity="error", timeout=30,
+                        markup=False)
+        elif isinstance(event, Failed):
+            self.notify(event.message, title="Training stopped with an error", severity="error",
+                        timeout=30, markup=False)
+        elif isinstance(event, (EpochDone, SampleReady)):
+            pass  # the snapshot carries these
+
+    # ---- the prompt ------------------------------------------------------------------------
+
+    @on(PredictionRequested)
+    def request_prediction(self, message: PredictionRequested) -> None:
+        trainer = self.trainer
+        if trainer is None:
+            return
+        self._prediction_token += 1
+        token = self._prediction_token
+        self._prediction_time = time.monotonic()
+        future = trainer.request_prediction(message.prefix, message.num_preds, message.temperature)
+
+        def answered(f) -> None:  # on the trainer's thread: post, never wait
+            try:
+                prediction, error = f.result(), None
+            except Exception as e:  # noqa: BLE001 - shown in the prompt panel
+                prediction, error = None, str(e) or type(e).__name__
+            self.post_message(PredictionReady(token, prediction, error, -1))
+
+        future.add_done_callback(answered)
+
+    @on(PredictionReady)
+    def show_prediction(self, message: PredictionReady) -> None:
+        self._prediction_answered = max(self._prediction_answered, message.token)
+        if message.token != self._prediction_token:
+            return  # a newer request is on its way
+        snap = self.last_snapshot
+        prompt = self.query_one(PromptPanel)
+        self._prediction_epoch = snap.epoch if snap is not None else None
+        error = message.error
+        if error and self.info is None and snap is not None and snap.state is RunState.ERROR:
+            error = f"no model to ask: {snap.message}"
+        prompt.epoch = self._prediction_epoch
+        prompt.error = error or ""
+        prompt.prediction = message.prediction
+
+    def _maybe_refresh_prediction(self, snap: Snapshot) -> None:
+        """While training, show the model's current answer to the prompt, about once a second."""
+        if (snap.state is RunState.TRAINING and snap.epoch != self._prediction_epoch
+                and self._prediction_answered == self._prediction_token
+                and time.monotonic() - self._prediction_time >= PREDICTION_REFRESH_S):
+            prompt = self.query_one(PromptPanel)
+            if prompt.prefix and not prompt.error:
+                prompt.refresh_prediction()
+
+    # ---- hyperparameters --------------------------------------------------------------------
+
+    @on(LiveSettingChanged)
+    def apply_live_setting(self, message: LiveSettingChanged) -> None:
+        try:
+            self.trainer.set_live(message.name, message.value)
+        except ConfigError as e:
+            self.notify(str(e), title="Not applied", severity="error", markup=False)
+            return
+        state = self._state()
+        if message.name == "epochs" and state in ENDED:
+            self.notify("This run has ended; the new number of epochs counts from a restart (r).",
+                        title="Epochs", timeout=6)
+        elif message.name == "lr" and state is RunState.DIVERGED:
+            self.notify("space resumes training from the last good epoch.", title="Diverged",
+                        timeout=6)
+        self.set_timer(0.05, self.poll)
+
+    @on(RestartRequested)
+    async def _restart_requested(self) -> None:
+        await self.action_restart()
+
+    def new_config(self) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
+        """The config a restart would use and what it changes: the form's restart fields, the
+        live values in force. Raises ConfigError with a message."""
+        form = self.query_one(HyperparamForm)
+        changes = form.restart_changes()
+        live = dict(form.live)
+        config = self.config.replace(**changes, **live)
+        diff = {name: (getattr(self.config, name), getattr(config, name))
+                for name in SPECS if getattr(self.config, name) != getattr(config, name)}
+        return config, diff
+
+    async def restart(self, config: TrainConfig) -> None:
+        """Stop the current run, wait for it without blocking, start one with `config`."""
+        if self._restarting:
+            return
+        self._restarting = True
+        try:
+            if not await self.stop_training():
+                self.notify("The current run did not stop in time; try again.",
+                            title="Restart", severity="error")
+                return
+            if config.corpus != self.config.corpus:
+                self.corpus = None  # load the new one by name or path
+            self.config = config
+            self.query_one(StatusBar).info = None
+            self.query_one(TrainingPanel).snapshot = None
+            self.query_one(SamplesPanel).samples = ()
+            self.query_one(PerplexityPlot).history = ()
+            self.query_one(HyperparamForm).config = config
+            prompt = self.query_one(PromptPanel)
+            prompt.prediction = None
+            self._prediction_epoch = None
+            self.start_training()
+            prompt.refresh_prediction()
+        finally:
+            self._restarting = False
+
+    # ---- actions (keys in tui/bindings.py) ------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Over a dialog or the help, the app's keys wait (quit excepted).
+        if isinstance(self.screen, ModalScreen) and action != "quit":
+            return False
+        # A focused input types these keys: hide them from the footer, which then shows escape.
+        if action in TYPED_ACTIONS and isinstance(self.focused, Input):
+            return False
+        if action == "leave_input" and self.focused is None:
+            return False
+        if action == "step" and self._state() not in HALTED:
+            return False
+        return True
+
+    async def run_palette_action(self, action: str) -> None:
+        """Run an action chosen in the command palette, whatever has the focus."""
+        result = getattr(self, f"action_{action}")()
+        if inspect.isawaitable(result):
+            await result
+
+    def _state(self) -> RunState:
+        return self.last_snapshot.state if self.last_snapshot is not None else RunState.READY
+
+    def action_toggle_pause(self) -> None:
+        if self.trainer is None:
+            return
+        if self._state() in ENDED:
+            self.notify(f"Training has {self._state().value}; r starts a new run.", timeout=4)
+            return
+        self.trainer.toggle_pause()
+        # The trainer changes state at its next batch boundary; look again soon.
+        for delay in (0.02, 0.06):
+            self.set_timer(delay, self.poll)
+
+    def action_step(self) -> None:
+        if self.trainer is None:
+            return
+        if self._state() not in HALTED:
+            self.notify("n trains one batch while paused; space pauses first.", timeout=4)
+            return
+        self.trainer.step(1)
+        self.set_timer(0.05, self.poll)
+
+    async def action_restart(self) -> None:
+        try:
+            config, diff = self.new_config()
+        except ConfigError as e:
+            self.notify(str(e), title="Cannot restart with these settings", severity="error",
+                        timeout=8, markup=False)
+            return
+        snap = self.last_snapshot
+        progress = (f" (epoch {snap.epoch} of {snap.epochs})" if snap is not None and snap.epoch
+                    else "")
+        body = f"Training starts again from scratch; this run's progress{progress} is dropped."
+        details = "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
+                            for name, (old, new) in diff.items()) or "Same settings, a new model."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.restart(config), name="restart", group="restart",
+                                exclusive=True)
+
+        self.push_screen(ConfirmScreen("Restart?", body, confirm="Restart", details=details),
+                         answered)
+
+    def action_focus_prompt(self) -> None:
+        self.query_one("#prompt-input", Input).focus()
+
+    def action_edit_hyperparams(self) -> None:
+        self.query_one("#hp-lr", Input).focus()
+
+    def action_toggle_plot(self) -> None:
+        self.show_plot = not self.show_plot
+
+    def watch_show_plot(self, show: bool) -> None:
+        if not self.is_running:
+            return
+        plot = self.query_one(PerplexityPlot)
+        plot.display = show
+        self.screen.set_class(show, "-plot")  # a short screen gives the plot the samples' room
+        if show and self.last_snapshot is not None:
+            plot.stride = self.last_snapshot.history_stride
+            plot.history = self.last_snapshot.history
+
+    def action_leave_input(self) -> None:
+        self.set_focus(None)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def unsaved_progress(self) -> str | None:
+        """What quitting now would lose, as a sentence, or None when nothing would be lost.
+
+        The hook for the quit confirmation. There are no checkpoints yet, so a run can never
+        have saved progress to lose (the issue asks to confirm only once checkpoints exist);
+        the checkpoint feature answers here, e.g. "epoch 120 is not saved"."""
+        return None
+
+    async def action_quit(self) -> None:
+        reason = self.unsaved_progress()
+        if reason is None:
+            await self.quit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.call_later(self.quit)
+
+        self.push_screen(ConfirmScreen("Quit?", reason, confirm="Quit"), answered)
+
+    async def quit(self) -> None:
+        """Stop the trainer (it ends within a batch) and exit with status 0; on_unmount waits."""
+        if self.trainer is not None:
+            self.trainer.stop()
+        self.exit(0)
+
+
+def run_app(config: TrainConfig, corpus: Corpus | None = None) -> int:
+    """Run the app until the user quits; returns the process exit code."""
+    app = RnnTuiApp(config, corpus)
+    try:
+        keymap = keymap_from_env()
+    except ValueError as e:
+        import sys
+        print(f"rnn-tui: {e}", file=sys.stderr)
+        return 2
+    app.set_keymap(keymap)
+    app.run()
+    return app.return_code if app.return_code is not None else 1

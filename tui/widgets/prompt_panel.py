@@ -1,0 +1,186 @@
+"""Type a prefix, see the model continue it: debounced requests, the answer, next-char odds."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import Input, Label, Static
+
+from engine.generate import Prediction
+
+from .. import format as fmt
+from ..messages import PredictionRequested
+from .top_chars import TopChars
+
+DEBOUNCE_S = 0.2
+MAX_LENGTH = 500
+DEFAULT_LENGTH = 50
+
+
+def parse_length(text: str) -> int:
+    try:
+        n = int(text.strip())
+    except ValueError:
+        raise ValueError(f"length: {text.strip()!r} is not a whole number") from None
+    if not 1 <= n <= MAX_LENGTH:
+        raise ValueError(f"length must be from 1 to {MAX_LENGTH}, got {n}")
+    return n
+
+
+def parse_temperature(text: str) -> float:
+    try:
+        t = float(text.strip())
+    except ValueError:
+        raise ValueError(f"temperature: {text.strip()!r} is not a number") from None
+    if not t == t or t < 0 or t > 100:
+        raise ValueError(f"temperature must be 0 (greedy) or a number up to 100, got {text.strip()}")
+    return t
+
+
+class PromptPanel(Vertical):
+    """Posts PredictionRequested (debounced) while the user types; the app answers by setting
+    `prediction` or `error`."""
+
+    _ready = False  # set on mount: watchers run before the children exist
+
+    prediction: reactive[Prediction | None] = reactive(None)
+    error: reactive[str] = reactive("")
+    epoch: reactive[int | None] = reactive(None)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Prompt"
+        self._debounce: Timer | None = None
+        self._requested: tuple[str, int, float] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="type a prefix, e.g. time traveller", id="prompt-input",
+                    compact=True, select_on_focus=False)
+        with Horizontal(id="prompt-controls"):
+            yield Label("length", classes="control-label")
+            yield Input(str(DEFAULT_LENGTH), id="prompt-length", compact=True,
+                        restrict=r"[0-9]*", max_length=3, tooltip=f"characters to generate, 1 to {MAX_LENGTH}")
+            yield Label("temp", classes="control-label")
+            yield Input("0", id="prompt-temperature", compact=True, max_length=6,
+                        tooltip="0 picks the likeliest character (the book's greedy "
+                                "prediction); above 0 samples, more freely as it grows")
+            yield Static("greedy", id="prompt-mode", markup=False)
+        yield Static(id="prompt-output", markup=False)
+        yield Static(id="prompt-unknown", markup=False)
+        yield TopChars(id="top-chars")
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._show()
+
+    # ---- reading the controls -------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        return self.query_one("#prompt-input", Input).value
+
+    def settings(self) -> tuple[int, float]:
+        """(length, temperature) from the controls; raises ValueError with a message."""
+        n = parse_length(self.query_one("#prompt-length", Input).value)
+        t = parse_temperature(self.query_one("#prompt-temperature", Input).value)
+        return n, t
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        try:
+            _, temperature = self.settings()
+        except ValueError as e:
+            self.error = str(e)
+            return
+        self.error = ""
+        self.query_one("#prompt-mode", Static).update(
+            "greedy" if temperature == 0 else "sampled")
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(DEBOUNCE_S, self.request)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.request(force=True)
+
+    def request(self, force: bool = False) -> bool:
+        """Ask for a continuation of the current prefix; returns whether one was asked."""
+        self._debounce = None
+        try:
+            n, t = self.settings()
+        except ValueError as e:
+            self.error = str(e)
+            return False
+        prefix = self.prefix
+        if not prefix:
+            self._requested = None
+            self.prediction = None
+            return False
+        key = (prefix, n, t)
+        if key == self._requested and not force and t == 0:
+            return False  # greedy and unchanged: the same answer
+        self._requested = key
+        self.post_message(PredictionRequested(prefix, n, t))
+        return True
+
+    def refresh_prediction(self) -> bool:
+        """Ask again for the same prefix (the model has trained since)."""
+        return bool(self.prefix) and self.request(force=True)
+
+    # ---- showing the answer -----------------------------------------------------------------
+
+    def watch_prediction(self) -> None:
+        self._show()
+
+    def watch_error(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        if not self._ready:
+            return
+        output = self.query_one("#prompt-output", Static)
+        unknown = self.query_one("#prompt-unknown", Static)
+        top = self.query_one("#top-chars", TopChars)
+        p = self.prediction
+        if self.error:
+            output.update(Content.styled(self.error, "$text-error"))
+        elif p is None:
+            output.update(Content.styled(
+                "g, then type: the model continues your text as you type.", "$text-muted"))
+        else:
+            output.update(self.render_prediction(p))
+        top.top = p.top if p is not None else ()
+        unknown.display = bool(p is not None and p.unknown)
+        if p is not None and p.unknown:
+            unknown.update(self.render_unknown(p))
+        mode = "" if p is None else ("greedy" if self._requested and self._requested[2] == 0
+                                     else "sampled")
+        epoch = f"epoch {self.epoch}" if p is not None and self.epoch is not None else ""
+        self.border_subtitle = " · ".join(x for x in (epoch, mode) if x)
+
+    @staticmethod
+    def render_prediction(p: Prediction) -> Content:
+        bad = {pos - p.truncated for pos, _ in p.unknown if pos >= p.truncated}
+        parts: list = []
+        if p.truncated:
+            parts.append(("…", "$text-muted"))
+        for i, ch in enumerate(p.prefix):
+            parts.append((ch, "bold reverse $text-error" if i in bad else "bold $foreground"))
+        # A tint shows where the continuation is, even when it is only spaces.
+        parts.append((p.text, "$text-success on $success 12%"))
+        return Content.assemble(*parts)
+
+    @staticmethod
+    def render_unknown(p: Prediction) -> Content:
+        shown = ", ".join(f"{fmt.char(ch)!r} at {pos + 1}" for pos, ch in p.unknown[:6])
+        more = f" and {len(p.unknown) - 6} more" if len(p.unknown) > 6 else ""
+        n = len(p.unknown)
+        noun = "character" if n == 1 else "characters"
+        return Content.styled(
+            f"⚠ {n} {noun} not in the vocabulary, read as <unk>: {shown}{more}", "$text-warning")

@@ -1,0 +1,85 @@
+"""The top line: what is training on what, and in which state."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from engine.trainer import RunInfo, RunState
+
+STATE_LABELS = {
+    RunState.READY: "starting",
+    RunState.TRAINING: "training",
+    RunState.PAUSED: "paused",
+    RunState.FINISHED: "finished",
+    RunState.STOPPED: "stopped",
+    RunState.DIVERGED: "diverged",
+    RunState.ERROR: "error",
+}
+
+
+def state_label(state: RunState) -> str:
+    return STATE_LABELS.get(state, str(state.value))
+
+
+class StatusBar(Horizontal):
+    """`rnn-tui │ corpus · chars · vocab │ device │ implementation` and a state badge."""
+
+    _ready = False  # set on mount: watchers run before the children exist
+
+    info: reactive[RunInfo | None] = reactive(None)
+    state: reactive[RunState] = reactive(RunState.READY)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status-run", markup=False)
+        yield Static(id="status-state", markup=False)
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._render_run()
+        self._render_state()
+
+    def on_resize(self) -> None:
+        if self._ready:
+            self._render_run()
+
+    def watch_info(self) -> None:
+        self._render_run()
+
+    def watch_state(self, old: RunState, new: RunState) -> None:
+        self._render_state()
+
+    def _render_run(self) -> None:
+        if not self._ready:
+            return
+        run = self.query_one("#status-run", Static)
+        title = (" rnn-tui ", "bold $text-accent")
+        sep = (" │ ", "$text-muted")
+        info = self.info
+        if info is None:
+            run.update(Content.assemble(title, sep, ("loading the corpus and building the model…",
+                                                     "$text-muted")))
+            return
+        # The implementation's detail ("oneDNN fused kernels") only where there is room.
+        wide = self.size.width >= 120
+        impl = info.impl if wide else info.impl.split(" (")[0]
+        corpus = [(info.corpus, "bold"), (f" · {info.num_chars:,} chars", ""),
+                  (f" · {info.num_tokens:,} tokens" if wide else "", ""),
+                  (f" · vocab {info.vocab_size}", "")]
+        run.update(Content.assemble(title, sep, *corpus, sep, (info.device, "bold"), sep,
+                                    (impl, ""), (f" · {info.num_params:,} params" if wide else "",
+                                                 "$text-muted")))
+        run.tooltip = (f"{info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} "
+                       f"tokens used, vocabulary of {info.vocab_size}\n{info.device} · "
+                       f"{info.impl} · {info.num_params:,} parameters")
+
+    def _render_state(self) -> None:
+        if not self._ready:
+            return
+        badge = self.query_one("#status-state", Static)
+        for state in RunState:
+            badge.set_class(state is self.state, f"-{state.value}")
+        badge.update(f" ● {state_label(self.state)} ")

@@ -1,0 +1,140 @@
+"""Training progress: epoch and ETA, speed, loss, gradient norm, a perplexity sparkline."""
+
+from __future__ import annotations
+
+import math
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Sparkline, Static
+
+from engine.trainer import RunState, Snapshot
+
+from .. import format as fmt
+
+HINTS = {
+    RunState.PAUSED: "paused · space resumes · n trains one batch",
+    RunState.FINISHED: "finished · r restarts",
+    RunState.DIVERGED: "diverged · lower the learning rate (e), then space",
+    RunState.ERROR: "error · fix the settings, then r",
+    RunState.STOPPED: "stopped",
+}
+
+
+def log_scale(ppl: float) -> float:
+    return math.log(min(max(ppl, 1.0), 1e9)) if ppl == ppl else 0.0
+
+
+def progress_bar(fraction: float, width: int) -> Content:
+    """A bar like Textual's ProgressBar, drawn as text so that updating it costs no layout."""
+    width = max(1, width)
+    fraction = min(1.0, max(0.0, fraction))
+    halves = round(fraction * width * 2)
+    full, half = divmod(halves, 2)
+    done = "━" * full + ("╸" if half else "")
+    return Content.assemble((done, "$primary"), ("━" * (width - len(done)), "$primary 15%"))
+
+
+class TrainingPanel(Vertical):
+    """Reads one Snapshot at a time (set by the app ~10 times a second).
+
+    Everything but the sparkline is one Static of fixed height, updated only when its text
+    changes and without a layout pass: the app must stay cheap while training runs
+    (bench/app_throughput.py)."""
+
+    _ready = False  # set on mount: watchers run before the children exist
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Training"
+        self._history: tuple[float, ...] | None = None
+        self._shown: dict[str, object] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="stats", markup=False)
+        yield Static(id="training-message", markup=False)
+        yield Sparkline([], id="sparkline")
+        yield Static(id="sparkline-caption", markup=False)
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._show(self.snapshot)
+
+    def on_resize(self) -> None:
+        if not self._ready:
+            return
+        self._shown.clear()
+        self._show(self.snapshot)
+
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        if self._ready:
+            self._show(snapshot)
+
+    def _update(self, selector: str, content, layout: bool = False) -> None:
+        """Update a Static only when what it shows has changed."""
+        if self._shown.get(selector) != content:
+            self._shown[selector] = content
+            self.query_one(selector, Static).update(content, layout=layout)
+
+    def _display(self, selector: str, show: bool) -> None:
+        key = selector + ":display"
+        if self._shown.get(key) != show:
+            self._shown[key] = show
+            self.query_one(selector).display = show
+
+    def _show(self, snap: Snapshot | None) -> None:
+        if snap is None:
+            snap = Snapshot()
+        self._update("#stats", self._stats(snap, self.content_size.width))
+        self._display("#training-message", bool(snap.message))
+        if snap.message:
+            self._update("#training-message", snap.message, layout=True)
+        subtitle = HINTS.get(snap.state, "")
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
+        self._display("#sparkline", bool(snap.history))
+        if snap.history != self._history:
+            self._history = snap.history
+            # A new list each time: Sparkline repaints on assignment only. Log scale, so that
+            # the late gains (1.5 to 1.1) show as well as the early fall (28 to 10).
+            self.query_one("#sparkline", Sparkline).data = [log_scale(p) for p in snap.history]
+            self._update("#sparkline-caption", self._caption(snap, self.content_size.width))
+
+    @staticmethod
+    def _stats(snap: Snapshot, width: int) -> Content:
+        label, value = "$text-muted", "bold"
+        done = snap.epoch + (snap.batch / snap.batches_per_epoch if snap.batches_per_epoch else 0)
+        fraction = done / snap.epochs if snap.epochs else 0.0
+        head = Content.assemble(("epoch ", label), (f"{snap.epoch}", value), (f"/{snap.epochs} ", ""))
+        percent = f" {100 * fraction:3.0f}%"
+        bar = progress_bar(fraction, width - head.cell_length - len(percent))
+        parts: list = [head, bar, (percent, ""), "\n\n"]
+        rows = [
+            (("perplexity", fmt.number(snap.perplexity, 4)), ("loss", fmt.number(snap.loss, 4))),
+            (("tokens/s", fmt.rate(snap.tokens_per_sec, unit="")),
+             ("grad norm", fmt.number(snap.grad_norm, 3))),
+            (("elapsed", fmt.duration(snap.elapsed)), ("ETA", fmt.duration(snap.eta))),
+        ]
+        for i, ((l1, v1), (l2, v2)) in enumerate(rows):
+            parts += [(f"{l1:<11}", label), (f"{v1:<8}", value), (f"{l2:<10}", label), (v2, value)]
+            if i < len(rows) - 1:
+                parts.append("\n")
+        return Content.assemble(*parts)
+
+    @staticmethod
+    def _caption(snap: Snapshot, width: int) -> Content:
+        h = snap.history
+        if not h:
+            return Content.styled("perplexity per epoch appears here", "$text-muted")
+        per = "per epoch" if snap.history_stride == 1 else f"every {snap.history_stride} epochs"
+        values = Content.assemble((fmt.number(h[0], 3), ""), (" → ", "$text-muted"),
+                                  (fmt.number(h[-1], 3), "bold"),
+                                  (f" · best {fmt.number(min(h), 3)}", "$text-muted"))
+        label = Content.styled(f"perplexity {per}: ", "$text-muted")
+        if label.cell_length + values.cell_length > width:
+            label = Content.styled("perplexity ", "$text-muted")
+        return label + values
