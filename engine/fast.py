@@ -8,7 +8,9 @@ The math is `engine.model.rnn`'s, reorganized:
 
 Routes, chosen once per device and named in the implementation's `detail`:
 - "onednn" (CPU): oneDNN's matrix product with the tanh fused (`torch.ops.mkldnn`), inside a
-  hand-written autograd Function (shared/docs/performance.md measured it ~2x the book's loop).
+  hand-written autograd Function: 1.4x the book's loop on a 2-core AMD Zen 4, up to 2x on
+  Zen 5 (shared/docs/performance.md; measure with bench/throughput.py). Without autograd
+  (generation) it runs the fallback, which is faster there.
 - "rnn_tanh" (CUDA): PyTorch's fused RNN op, `torch._VF.rnn_tanh`, which is cuDNN on NVIDIA GPUs.
 - "fallback": plain PyTorch (the projections hoisted, a loop over time, autograd); everywhere.
 The first two are private APIs: each is tried once on a tiny problem, checked against the
@@ -29,7 +31,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from .model import Params, RNNModelScratch, State, get_params
+from .model import Params, RNNModelScratch, State
 from .train import loss
 
 ROUTE_ENV = "RNN_TUI_FAST_ROUTE"
@@ -50,7 +52,9 @@ class Route:
 
 def rnn_fallback(X, H, W_xh, W_hh, b_h):
     """The book's recurrence with the input projection of all steps done up front."""
-    XW = F.embedding(X.T, W_xh) + b_h  # row lookup == one-hot product; (steps, batch, hiddens)
+    # A row lookup is the one-hot product. (index_select: its backward never syncs on CUDA,
+    # F.embedding's does for large batches.)
+    XW = W_xh.index_select(0, X.T.reshape(-1)).view(*X.T.shape, -1) + b_h  # (steps, batch, h)
     outputs = []
     # unbind, not XW[t]: indexing would make autograd zero-fill a full-size buffer every step.
     for xw in XW.unbind(0):
@@ -91,11 +95,13 @@ class RNNOneDNN(torch.autograd.Function):
         Z[:num_steps, :, -1] = 1.0
         Z[0, :, :num_hiddens] = H
         W = torch.cat([W_hh, W_xh, b_h.unsqueeze(0)])
-        # Packed into oneDNN's blocked layout once per batch, reused by every step.
-        W_packed = torch.ops.mkldnn._reorder_linear_weight(W.T.contiguous(), batch_size)
+        # Packed into oneDNN's blocked layout once per batch, reused by every step. (From the
+        # transposed view directly: a contiguous copy first would cost twice the packing.)
+        W_packed = torch.ops.mkldnn._reorder_linear_weight(W.T, batch_size)
         Zs = Z.unbind(0)
-        for t in range(num_steps):
-            Zs[t + 1][:, :num_hiddens] = _linear(Zs[t], W_packed, "tanh")
+        Hs = [z[:, :num_hiddens] for z in Zs[1:]]  # H_t lands where step t + 1 reads it
+        for z, H in zip(Zs, Hs):
+            H.copy_(_linear(z, W_packed, "tanh"))
         ctx.save_for_backward(Z, W_hh)
         # Views of Z, where each H was written once as the next step's input: no copies.
         return Z[1:, :, :num_hiddens], Z[-1, :, :num_hiddens]
@@ -110,13 +116,12 @@ class RNNOneDNN(torch.autograd.Function):
         Hs = Z[1:, :, :num_hiddens].unbind(0)
         # dA[t]: the gradient of step t's pre-activation (tanh' = 1 - H_t^2).
         dA = dHs.new_empty(dHs.shape)
-        dAs = dA.unbind(0)
-        dHs = dHs.contiguous().unbind(0)
-        dH = dHs[-1] + dH_last
-        for t in reversed(range(num_steps)):
-            if t < num_steps - 1:
-                dH = _linear_add(dAs[t + 1], dHs[t], W_hh_packed)  # dA_{t+1} W_hh^T + dH_t
+        dAs, dHs = dA.unbind(0), dHs.contiguous().unbind(0)
+        dH = dHs[-1] + dH_last  # all the gradient that reaches H_t, from the top down
+        for t in range(num_steps - 1, -1, -1):
             torch.ops.aten.tanh_backward.grad_input(dH, Hs[t], grad_input=dAs[t])
+            if t:
+                dH = _linear_add(dAs[t], dHs[t - 1], W_hh_packed)  # dA_t W_hh^T + dH_{t-1}
         dH0 = _linear(dAs[0], W_hh_packed) if ctx.needs_input_grad[1] else None
         # [dW_hh; dW_xh; db_h] = sum over steps of Z[t]^T dA[t]: one product for all.
         dW = torch.mm(Z[:num_steps].flatten(0, 1).T, dA.flatten(0, 1))
@@ -125,6 +130,10 @@ class RNNOneDNN(torch.autograd.Function):
 
 
 def rnn_onednn(X, H, W_xh, W_hh, b_h):
+    if not torch.is_grad_enabled():
+        # Generation: with no backward pass to speed up, oneDNN's set-up per call (packing,
+        # primitives) costs more than its products gain; plain PyTorch measured faster here.
+        return rnn_fallback(X, H, W_xh, W_hh, b_h)
     return RNNOneDNN.apply(X, H, W_xh, W_hh, b_h)
 
 
@@ -133,8 +142,9 @@ def rnn_onednn(X, H, W_xh, W_hh, b_h):
 def rnn_tanh(X, H, W_xh, W_hh, b_h):
     """The book's RNN as `torch._VF.rnn_tanh` sees it: weights transposed, one bias zero.
 
-    The four weights are views of one buffer in cuDNN's order, so cuDNN uses it as is instead
-    of compacting them (and warning) on every call; gradients flow back through the copy.
+    The four weights are views of one buffer laid out in cuDNN's order (input weight, hidden
+    weight, the two biases) so that cuDNN can take it as it is, rather than compacting the
+    weights itself and warning on every call; gradients flow back through the copy.
     """
     vocab_size, num_hiddens = W_xh.shape
     flat = torch.cat([W_xh.T.flatten(), W_hh.T.flatten(), b_h, torch.zeros_like(b_h)])
@@ -164,29 +174,38 @@ def _preferred(device: torch.device) -> str:
 
 
 def _route_problem(route: Route, device: torch.device) -> str | None:
-    """Run `route` once on a tiny problem and compare with the fallback; None if it agrees."""
+    """Run `route` once on a tiny problem, forward and backward, against the fallback.
+
+    None if they agree; else why not (a private op may be missing, or may have changed).
+    """
+    try:
+        with torch.enable_grad():
+            got, want = (_tiny_run(fn, device) for fn in (route.recurrence, rnn_fallback))
+    except Exception as e:  # noqa: BLE001 - any failure of a private op means: do not use it
+        message = str(e).strip().splitlines()
+        return f"{type(e).__name__}: {message[0]}" if message else type(e).__name__
+    for g, w in zip(got, want):
+        if g.shape != w.shape or not torch.allclose(g, w, rtol=1e-4, atol=1e-5):
+            return "its results differ from plain PyTorch's"
+    return None
+
+
+def _tiny_run(recurrence: Recurrence, device: torch.device) -> list[torch.Tensor]:
+    """The outputs of `recurrence` on a fixed tiny problem, and the gradients of its inputs."""
     generator = torch.Generator().manual_seed(0)
     vocab_size, num_hiddens, batch_size, num_steps = 5, 8, 3, 4
-    try:
-        W_xh, W_hh, b_h, _, _ = get_params(vocab_size, num_hiddens, device, generator)
-        with torch.no_grad():
-            for p in (W_xh, W_hh, b_h):
-                p.mul_(30.0)  # larger than the book's init, so tanh is not nearly linear
-        X = torch.randint(vocab_size, (batch_size, num_steps), generator=generator).to(device)
-        H = torch.randn((batch_size, num_hiddens), generator=generator).to(device).tanh()
-        H.requires_grad_(True)
-        results = []
-        for fn in (route.recurrence, rnn_fallback):
-            Hs, H_last = fn(X, H, W_xh, W_hh, b_h)
-            total = (Hs * torch.arange(1.0, num_steps + 1, device=device)[:, None, None]).sum()
-            total = total + H_last.sum()
-            results.append([Hs, H_last, *torch.autograd.grad(total, (H, W_xh, W_hh, b_h))])
-        for got, want in zip(*results):
-            if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
-                return "its results differ from plain PyTorch's"
-    except Exception as e:  # noqa: BLE001 - any failure of a private op means: do not use it
-        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
-    return None
+
+    def rand(*shape):
+        return torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+
+    X = torch.randint(vocab_size, (batch_size, num_steps), generator=generator).to(device)
+    H, W_xh, W_hh, b_h = (rand(*shape) for shape in [(batch_size, num_hiddens),
+                                                       (vocab_size, num_hiddens),
+                                                       (num_hiddens, num_hiddens), (num_hiddens,)])
+    Hs, H_last = recurrence(X, H, W_xh, W_hh, b_h)
+    weights = torch.arange(1.0, num_steps + 1, device=device)[:, None, None]  # steps differ
+    total = (Hs * weights).sum() + H_last.sum()
+    return [Hs, H_last, *torch.autograd.grad(total, (H, W_xh, W_hh, b_h))]
 
 
 def _device_key(device) -> torch.device:
