@@ -36,22 +36,28 @@ from .train import loss
 
 ROUTE_ENV = "RNN_TUI_FAST_ROUTE"
 
-# (X (batch, steps) token indices, H (batch, hiddens), W_xh, W_hh, b_h)
-#   -> (H of every step (steps, batch, hiddens), last H (batch, hiddens))
-Recurrence = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+# The model's forward pass, as the book's `rnn` but on token indices and one state tensor:
+# (X (batch, steps) indices, H (batch, hiddens), params) -> (Y (steps * batch, vocab), last H)
+Forward = Callable[[torch.Tensor, torch.Tensor, Params], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class Route:
     name: str
     detail: str
-    recurrence: Recurrence
+    forward: Forward
+
+
+def output_layer(Hs: torch.Tensor, W_hq: torch.Tensor, b_q: torch.Tensor) -> torch.Tensor:
+    """Y = H W_hq + b_q for all steps in one product: (steps, batch, hiddens) -> (steps*batch, q)."""
+    return torch.addmm(b_q, Hs.flatten(0, 1), W_hq)
 
 
 # ---- fallback: plain PyTorch ------------------------------------------------------------------
 
-def rnn_fallback(X, H, W_xh, W_hh, b_h):
-    """The book's recurrence with the input projection of all steps done up front."""
+def rnn_fallback(X, H, params):
+    """The book's `rnn` with the input projection of all steps done up front."""
+    W_xh, W_hh, b_h, W_hq, b_q = params
     # A row lookup is the one-hot product. (index_select: its backward never syncs on CUDA,
     # F.embedding's does for large batches.)
     XW = W_xh.index_select(0, X.T.reshape(-1)).view(*X.T.shape, -1) + b_h  # (steps, batch, h)
@@ -60,39 +66,37 @@ def rnn_fallback(X, H, W_xh, W_hh, b_h):
     for xw in XW.unbind(0):
         H = torch.tanh(torch.addmm(xw, H, W_hh))
         outputs.append(H)
-    return torch.stack(outputs), H
+    return output_layer(torch.stack(outputs), W_hq, b_q), H
 
 
 # ---- onednn: oneDNN products with the tanh fused (CPU) ----------------------------------------
 
-def _linear(x, weight, attr="none"):
-    """x @ weight.T (weight as nn.Linear holds it, plain or packed), then `attr` ('tanh')."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, None, attr, [], "")
-
-
-def _linear_add(x, other, weight):
-    """x @ weight.T + other, in one kernel."""
-    return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, None, "add")
+def _linear(x, weight, attr="none", bias=None):
+    """x @ weight.T + bias (weight as nn.Linear holds it, plain or packed), then `attr` ('tanh')."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], "")
 
 
 class RNNOneDNN(torch.autograd.Function):
-    """H_t = tanh([H_{t-1}, X_t, 1] @ [W_hh; W_xh; b_h]): one fused product per step.
+    """The book's `rnn` in oneDNN products: one fused product per step, forward and backward.
 
-    Stacking the inputs makes each step a single oneDNN call (product, bias and tanh together)
-    and leaves the one-hot X_t as the book has it. Backward runs one product per step (the
-    add of the output layer's gradient fused in); the gradients of W_hh, W_xh and b_h come
-    from one large product over all steps at the end.
+    Forward: H_t = tanh(Z_t @ [W_hh; W_xh; b_h]) with Z_t = [H_{t-1}, X_t, 1], so that each step
+    is a single oneDNN call (product, bias and tanh together) on the one-hot X_t of the book;
+    then the output layer of all steps in one product.
+    Backward, the same trick: the gradient reaching H_t is R_{t+1} @ [W_hh, W_hq]^T with
+    R_{t+1} = [dA_{t+1}, dY_t] (dA: the gradient of a step's pre-activation). And every weight
+    gradient comes from one product at the end, Z^T R, the stacked inputs times the stacked
+    gradients: [dW_hh; dW_xh; db_h] beside [dW_hq; ...; db_q].
     """
 
     @staticmethod
-    def forward(ctx, X, H, W_xh, W_hh, b_h):
+    def forward(ctx, X, H, W_xh, W_hh, b_h, W_hq, b_q):
         batch_size, num_steps = X.shape
         vocab_size, num_hiddens = W_xh.shape
         # Z[t] = [H_{t-1}, X_t one-hot, 1]; the extra slot Z[num_steps] receives the last H.
         Z = W_hh.new_empty(num_steps + 1, batch_size, num_hiddens + vocab_size + 1)
-        Z[:, :, num_hiddens:] = 0.0
+        Z[:, :, num_hiddens:-1] = 0.0
         Z[:num_steps, :, num_hiddens:-1].scatter_(2, X.T.unsqueeze(2), 1.0)
-        Z[:num_steps, :, -1] = 1.0
+        Z[:, :, -1] = 1.0
         Z[0, :, :num_hiddens] = H
         W = torch.cat([W_hh, W_xh, b_h.unsqueeze(0)])
         # Packed into oneDNN's blocked layout once per batch, reused by every step. (From the
@@ -102,59 +106,63 @@ class RNNOneDNN(torch.autograd.Function):
         Hs = [z[:, :num_hiddens] for z in Zs[1:]]  # H_t lands where step t + 1 reads it
         for z, H in zip(Zs, Hs):
             H.copy_(_linear(z, W_packed, "tanh"))
-        ctx.save_for_backward(Z, W_hh)
-        # Views of Z, where each H was written once as the next step's input: no copies.
-        return Z[1:, :, :num_hiddens], Z[-1, :, :num_hiddens]
+        Y = _linear(Z[1:, :, :num_hiddens].flatten(0, 1), W_hq.T, bias=b_q)
+        ctx.save_for_backward(Z, W_hh, W_hq)
+        return Y, Z[-1, :, :num_hiddens]  # the last H: a view, it was written once already
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dHs, dH_last):
-        Z, W_hh = ctx.saved_tensors
-        num_steps, batch_size, num_hiddens = dHs.shape
-        vocab_size = Z.shape[2] - num_hiddens - 1
-        W_hh_packed = torch.ops.mkldnn._reorder_linear_weight(W_hh, batch_size)
-        Hs = Z[1:, :, :num_hiddens].unbind(0)
-        # dA[t]: the gradient of step t's pre-activation (tanh' = 1 - H_t^2).
-        dA = dHs.new_empty(dHs.shape)
-        dAs, dHs = dA.unbind(0), dHs.contiguous().unbind(0)
-        dH = dHs[-1] + dH_last  # all the gradient that reaches H_t, from the top down
+    def backward(ctx, dY, dH_last):
+        Z, W_hh, W_hq = ctx.saved_tensors
+        num_steps, batch_size = Z.shape[0] - 1, Z.shape[1]
+        num_hiddens, vocab_size = W_hq.shape
+        # R[t] = [dA_t, dY_{t-1}]; nothing follows the last step, nothing precedes the first.
+        R = dY.new_empty(num_steps + 1, batch_size, num_hiddens + vocab_size)
+        R[-1, :, :num_hiddens] = 0.0
+        R[0, :, num_hiddens:] = 0.0
+        R[1:, :, num_hiddens:] = dY.view(num_steps, batch_size, vocab_size)
+        W_packed = torch.ops.mkldnn._reorder_linear_weight(torch.cat([W_hh, W_hq], 1), batch_size)
+        Rs, Hs = R.unbind(0), Z[1:, :, :num_hiddens].unbind(0)
+        dAs = [r[:, :num_hiddens] for r in Rs[:-1]]
         for t in range(num_steps - 1, -1, -1):
-            torch.ops.aten.tanh_backward.grad_input(dH, Hs[t], grad_input=dAs[t])
-            if t:
-                dH = _linear_add(dAs[t], dHs[t - 1], W_hh_packed)  # dA_t W_hh^T + dH_{t-1}
-        dH0 = _linear(dAs[0], W_hh_packed) if ctx.needs_input_grad[1] else None
-        # [dW_hh; dW_xh; db_h] = sum over steps of Z[t]^T dA[t]: one product for all.
-        dW = torch.mm(Z[:num_steps].flatten(0, 1).T, dA.flatten(0, 1))
-        dW_hh, dW_xh, db_h = dW.split([num_hiddens, vocab_size, 1])
-        return None, dH0, dW_xh, dW_hh, db_h.squeeze(0)
+            dH = _linear(Rs[t + 1], W_packed)  # dA_{t+1} W_hh^T + dY_t W_hq^T
+            if t == num_steps - 1:
+                dH += dH_last
+            torch.ops.aten.tanh_backward.grad_input(dH, Hs[t], grad_input=dAs[t])  # * (1 - H_t^2)
+        dH0 = torch.mm(dAs[0], W_hh.T) if ctx.needs_input_grad[1] else None
+        dW = torch.mm(Z.flatten(0, 1).T, R.flatten(0, 1))  # sum over steps of Z[t]^T R[t]
+        dW_h, dW_q = dW.split([num_hiddens, vocab_size], dim=1)
+        dW_hh, dW_xh, db_h = dW_h.split([num_hiddens, vocab_size, 1])
+        return (None, dH0, dW_xh, dW_hh, db_h.squeeze(0), dW_q[:num_hiddens], dW_q[-1])
 
 
-def rnn_onednn(X, H, W_xh, W_hh, b_h):
+def rnn_onednn(X, H, params):
     if not torch.is_grad_enabled():
         # Generation: with no backward pass to speed up, oneDNN's set-up per call (packing,
         # primitives) costs more than its products gain; plain PyTorch measured faster here.
-        return rnn_fallback(X, H, W_xh, W_hh, b_h)
-    return RNNOneDNN.apply(X, H, W_xh, W_hh, b_h)
+        return rnn_fallback(X, H, params)
+    return RNNOneDNN.apply(X, H, *params)
 
 
 # ---- rnn_tanh: PyTorch's fused RNN op (cuDNN on CUDA) -----------------------------------------
 
-def rnn_tanh(X, H, W_xh, W_hh, b_h):
+def rnn_tanh(X, H, params):
     """The book's RNN as `torch._VF.rnn_tanh` sees it: weights transposed, one bias zero.
 
     The four weights are views of one buffer laid out in cuDNN's order (input weight, hidden
     weight, the two biases) so that cuDNN can take it as it is, rather than compacting the
     weights itself and warning on every call; gradients flow back through the copy.
     """
+    W_xh, W_hh, b_h, W_hq, b_q = params
     vocab_size, num_hiddens = W_xh.shape
     flat = torch.cat([W_xh.T.flatten(), W_hh.T.flatten(), b_h, torch.zeros_like(b_h)])
     w_ih, w_hh, b_ih, b_hh = flat.split([W_xh.numel(), W_hh.numel(), num_hiddens, num_hiddens])
     weights = [w_ih.view(num_hiddens, vocab_size), w_hh.view(num_hiddens, num_hiddens), b_ih, b_hh]
     # cuDNN projects the one-hot inputs of all steps in one product before the recurrence.
     inputs = F.one_hot(X.T, vocab_size).to(W_xh.dtype)
-    outputs, H = torch._VF.rnn_tanh(inputs, H.unsqueeze(0), weights, True, 1, 0.0,
-                                    torch.is_grad_enabled(), False, False)
-    return outputs, H.squeeze(0)
+    Hs, H = torch._VF.rnn_tanh(inputs, H.unsqueeze(0), weights, True, 1, 0.0,
+                               torch.is_grad_enabled(), False, False)
+    return output_layer(Hs, W_hq, b_q), H.squeeze(0)
 
 
 # ---- choosing the route -----------------------------------------------------------------------
@@ -180,7 +188,7 @@ def _route_problem(route: Route, device: torch.device) -> str | None:
     """
     try:
         with torch.enable_grad():
-            got, want = (_tiny_run(fn, device) for fn in (route.recurrence, rnn_fallback))
+            got, want = (_tiny_run(fn, device) for fn in (route.forward, rnn_fallback))
     except Exception as e:  # noqa: BLE001 - any failure of a private op means: do not use it
         message = str(e).strip().splitlines()
         return f"{type(e).__name__}: {message[0]}" if message else type(e).__name__
@@ -190,8 +198,8 @@ def _route_problem(route: Route, device: torch.device) -> str | None:
     return None
 
 
-def _tiny_run(recurrence: Recurrence, device: torch.device) -> list[torch.Tensor]:
-    """The outputs of `recurrence` on a fixed tiny problem, and the gradients of its inputs."""
+def _tiny_run(forward: Forward, device: torch.device) -> list[torch.Tensor]:
+    """The outputs of `forward` on a fixed tiny problem, and the gradients of its inputs."""
     generator = torch.Generator().manual_seed(0)
     vocab_size, num_hiddens, batch_size, num_steps = 5, 8, 3, 4
 
@@ -199,13 +207,12 @@ def _tiny_run(recurrence: Recurrence, device: torch.device) -> list[torch.Tensor
         return torch.randn(shape, generator=generator).to(device).requires_grad_(True)
 
     X = torch.randint(vocab_size, (batch_size, num_steps), generator=generator).to(device)
-    H, W_xh, W_hh, b_h = (rand(*shape) for shape in [(batch_size, num_hiddens),
-                                                       (vocab_size, num_hiddens),
-                                                       (num_hiddens, num_hiddens), (num_hiddens,)])
-    Hs, H_last = recurrence(X, H, W_xh, W_hh, b_h)
-    weights = torch.arange(1.0, num_steps + 1, device=device)[:, None, None]  # steps differ
-    total = (Hs * weights).sum() + H_last.sum()
-    return [Hs, H_last, *torch.autograd.grad(total, (H, W_xh, W_hh, b_h))]
+    H = rand(batch_size, num_hiddens)
+    params = [rand(vocab_size, num_hiddens), rand(num_hiddens, num_hiddens), rand(num_hiddens),
+              rand(num_hiddens, vocab_size), rand(vocab_size)]
+    Y, H_last = forward(X, H, params)
+    total = (Y * rand(*Y.shape).detach()).sum() + H_last.sum()  # every output counts differently
+    return [Y, H_last, *torch.autograd.grad(total, [H, *params])]
 
 
 def _device_key(device) -> torch.device:
@@ -239,7 +246,7 @@ def _choose_route(device: torch.device, requested: str | None) -> Route:
         return route
     fallback = routes["fallback"]
     return Route(fallback.name, f"{fallback.detail}; {route.name} unusable: {problem}",
-                 fallback.recurrence)
+                 fallback.forward)
 
 
 clear_route_cache = _choose_route.cache_clear
@@ -257,10 +264,7 @@ class RNNModelFast(RNNModelScratch):
 
     def __call__(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """X: token indices (batch_size, num_steps); outputs (num_steps * batch_size, vocab)."""
-        W_xh, W_hh, b_h, W_hq, b_q = self.params
-        H, = state
-        Hs, H = self.route.recurrence(X, H, W_xh, W_hh, b_h)
-        Y = torch.addmm(b_q, Hs.flatten(0, 1), W_hq)  # the output layer of all steps at once
+        Y, H = self.route.forward(X, state[0], self.params)
         return Y, (H,)
 
 
