@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -24,11 +25,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
+from engine.checkpoint import Checkpoint
 from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
 from engine.corpus import Corpus
 from engine.devices import available_devices
+from engine.recorder import RunRecorder
 from engine.trainer import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo,
-                            RunState, SampleReady, SettingChanged, Snapshot, Trainer)
+                            RunState, SampleReady, SettingChanged, Snapshot, Started, Trainer)
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
@@ -66,11 +69,23 @@ class RnnTuiApp(App[int]):
     show_plot: reactive[bool] = reactive(False)
 
     def __init__(self, config: TrainConfig, corpus: Corpus | None = None,
-                 trainer_factory: TrainerFactory = Trainer) -> None:
+                 trainer_factory: TrainerFactory = Trainer, *, resume: Checkpoint | None = None,
+                 record: bool = False, run_dir: str | None = None,
+                 autosave_every: int = 10) -> None:
+        """trainer_factory(config, corpus) builds each run's trainer (tests pass a fake one).
+        resume: the first run continues this checkpoint (a restart starts from scratch).
+        record: keep every run on disk with engine.recorder.RunRecorder (metrics, samples,
+        a checkpoint every autosave_every epochs and when the run ends); the first run goes to
+        run_dir if given, each restart to a new directory."""
         super().__init__()
         self.config = config
         self.corpus = corpus
         self.trainer_factory = trainer_factory
+        self.resume = resume
+        self.record = record
+        self.run_dir = run_dir
+        self.autosave_every = autosave_every
+        self.recorder: RunRecorder | None = None
         self.trainer: Any = None
         self.train_worker: Worker | None = None
         self.run_ended = threading.Event()  # set when the current trainer's run() returns
@@ -95,7 +110,7 @@ class RnnTuiApp(App[int]):
             with Vertical(id="right"):
                 yield PromptPanel(id="prompt")
                 yield HyperparamForm(self.config, devices=self._devices, id="hyperparams")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # The full curve starts shown where there is room for it; p toggles it.
@@ -109,15 +124,27 @@ class RnnTuiApp(App[int]):
 
     def start_training(self) -> None:
         """Build a trainer for self.config and run it in the 'train' thread worker."""
-        trainer = self.trainer_factory(self.config, self.corpus)
+        if self.resume is not None:
+            trainer = self.trainer_factory(self.config, self.corpus, resume=self.resume)
+            self.resume = None  # a restart starts from scratch
+        else:
+            trainer = self.trainer_factory(self.config, self.corpus)
+        recorder = None
+        if self.record:
+            recorder = RunRecorder(trainer, run_dir=self.run_dir,
+                                   autosave_every=self.autosave_every)
+            self.run_dir = None  # the next run gets a directory of its own
         ended = threading.Event()
-        self.trainer, self.run_ended, self.info, self.last_snapshot = trainer, ended, None, None
+        self.trainer, self.recorder, self.run_ended = trainer, recorder, ended
+        self.info, self.last_snapshot = None, None
 
         def train() -> Snapshot:
             try:
                 # keep_alive: after the last epoch it goes on serving the prompt until stop().
                 return trainer.run(keep_alive=True)
             finally:
+                if recorder is not None:
+                    recorder.close()  # on the thread that wrote it
                 ended.set()
 
         self.train_worker = self.run_worker(train, name="train", group="train", thread=True,
@@ -183,7 +210,13 @@ class RnnTuiApp(App[int]):
         self._maybe_refresh_prediction(snap)
 
     def on_engine_event(self, event: Event) -> None:
-        if isinstance(event, Notice):
+        if isinstance(event, Started):
+            if event.epoch:
+                self.notify(f"Resumed at epoch {event.epoch}.", title="Checkpoint", timeout=6)
+            if self.recorder is not None and self.recorder.run_dir is not None:
+                self.notify(f"Recording to {self.recorder.run_dir}", title="Run", timeout=6,
+                            markup=False)
+        elif isinstance(event, Notice):
             self.notify(event.message, title="Corpus", severity="warning", timeout=15,
                         markup=False)
         elif isinstance(event, SettingChanged):
@@ -402,10 +435,14 @@ class RnnTuiApp(App[int]):
     def unsaved_progress(self) -> str | None:
         """What quitting now would lose, as a sentence, or None when nothing would be lost.
 
-        The hook for the quit confirmation. There are no checkpoints yet, so a run can never
-        have saved progress to lose (the issue asks to confirm only once checkpoints exist);
-        the checkpoint feature answers here, e.g. "epoch 120 is not saved"."""
-        return None
+        A recorded run checkpoints its last finished epoch when it stops, so quitting loses
+        nothing unless saving has been failing. An app that does not record (record=False:
+        tests, embeddings) has no checkpoints to protect and does not ask."""
+        recorder, snap = self.recorder, self.last_snapshot
+        if recorder is None or recorder.save_error is None or snap is None or not snap.epoch:
+            return None
+        return (f"The last checkpoint could not be saved ({recorder.save_error}); quitting "
+                f"drops this run's progress (epoch {snap.epoch}).")
 
     async def action_quit(self) -> None:
         reason = self.unsaved_progress()
@@ -426,15 +463,22 @@ class RnnTuiApp(App[int]):
         self.exit(0)
 
 
-def run_app(config: TrainConfig, corpus: Corpus | None = None) -> int:
-    """Run the app until the user quits; returns the process exit code."""
-    app = RnnTuiApp(config, corpus)
+def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
+            resume: Checkpoint | None = None, run_dir: str | None = None,
+            autosave_every: int = 10) -> int:
+    """Run the app until the user quits, recording each run; returns the process exit code."""
     try:
         keymap = keymap_from_env()
     except ValueError as e:
-        import sys
-        print(f"rnn-tui: {e}", file=sys.stderr)
+        print(f"rnn-tui: error: {e}", file=sys.stderr)
         return 2
+    app = RnnTuiApp(config, corpus, resume=resume, record=True, run_dir=run_dir,
+                    autosave_every=autosave_every)
     app.set_keymap(keymap)
     app.run()
+    recorder = app.recorder
+    if recorder is not None and recorder.save_error:
+        print(f"rnn-tui: could not save a checkpoint: {recorder.save_error}", file=sys.stderr)
+    elif recorder is not None and recorder.last_saved is not None:
+        print(f"checkpoint {recorder.last_saved}")
     return app.return_code if app.return_code is not None else 1

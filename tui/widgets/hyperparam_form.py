@@ -15,7 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -103,8 +103,8 @@ class HyperparamForm(VerticalScroll):
 
     BINDINGS = [Binding("escape", "leave_field", "Leave input", id="leave-input")]
 
-    config: reactive[TrainConfig] = reactive(TrainConfig, init=False)
-    live: reactive[dict[str, Any]] = reactive(dict, init=False)
+    config: reactive[TrainConfig] = var(TrainConfig, init=False)
+    live: reactive[dict[str, Any]] = var(dict, init=False)
 
     def __init__(self, config: TrainConfig, devices: tuple[str, ...] = ("auto", "cpu"),
                  **kwargs) -> None:

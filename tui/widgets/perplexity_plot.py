@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual_plotext import PlotextPlot
 
 # Plotting costs more than the panels; beyond this many points, plot every k-th one.
@@ -10,8 +10,8 @@ MAX_POINTS = 1000
 
 
 class PerplexityPlot(PlotextPlot):
-    history: reactive[tuple[float, ...]] = reactive(())
-    stride: reactive[int] = reactive(1)
+    history: reactive[tuple[float, ...]] = var(())
+    stride: reactive[int] = var(1)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

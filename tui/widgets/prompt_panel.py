@@ -6,7 +6,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
@@ -47,9 +47,9 @@ class PromptPanel(Vertical):
 
     _ready = False  # set on mount: watchers run before the children exist
 
-    prediction: reactive[Prediction | None] = reactive(None)
-    error: reactive[str] = reactive("")
-    epoch: reactive[int | None] = reactive(None)
+    prediction: reactive[Prediction | None] = var(None)
+    error: reactive[str] = var("")
+    epoch: reactive[int | None] = var(None)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -152,10 +152,11 @@ class PromptPanel(Vertical):
             output.update(Content.styled(self.error, "$text-error"))
         elif p is None:
             output.update(Content.styled(
-                "g, then type: the model continues your text as you type.", "$text-muted"))
+                "g, then type: the model continues your text as you type, with the odds of the next character.", "$text-muted"))
         else:
             output.update(self.render_prediction(p))
         top.top = p.top if p is not None else ()
+        top.display = p is not None  # the panel stays small until there is something to show
         unknown.display = bool(p is not None and p.unknown)
         if p is not None and p.unknown:
             unknown.update(self.render_unknown(p))
@@ -183,4 +184,4 @@ class PromptPanel(Vertical):
         n = len(p.unknown)
         noun = "character" if n == 1 else "characters"
         return Content.styled(
-            f"⚠ {n} {noun} not in the vocabulary, read as <unk>: {shown}{more}", "$text-warning")
+            f"⚠ {n} unknown {noun}, read as <unk>: {shown}{more}", "$text-warning")

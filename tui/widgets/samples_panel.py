@@ -8,7 +8,7 @@ from itertools import groupby
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Static
 
@@ -20,8 +20,8 @@ MIN_REDRAW_S = 1.0     # with a tiny model samples can come many times a second;
 
 class SamplesPanel(VerticalScroll):
     _ready = False  # set on mount: watchers run before the children exist
-    samples: reactive[tuple[Sample, ...]] = reactive(())
-    every: reactive[int] = reactive(0)
+    samples: reactive[tuple[Sample, ...]] = var(())
+    every: reactive[int] = var(0)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

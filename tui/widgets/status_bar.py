@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.widgets import Static
 
 from engine.trainer import RunInfo, RunState
@@ -30,8 +30,8 @@ class StatusBar(Horizontal):
 
     _ready = False  # set on mount: watchers run before the children exist
 
-    info: reactive[RunInfo | None] = reactive(None)
-    state: reactive[RunState] = reactive(RunState.READY)
+    info: reactive[RunInfo | None] = var(None)
+    state: reactive[RunState] = var(RunState.READY)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-run", markup=False)

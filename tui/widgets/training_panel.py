@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
+import time
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
-from textual.reactive import reactive
+from textual.reactive import reactive, var
+from textual.timer import Timer
 from textual.widgets import Sparkline, Static
 
 from engine.trainer import RunState, Snapshot
 
 from .. import format as fmt
 
+REDRAW_S = 0.2
+
 HINTS = {
-    RunState.PAUSED: "paused · space resumes · n trains one batch",
+    RunState.PAUSED: "paused · space resumes · n steps",
     RunState.FINISHED: "finished · r restarts",
     RunState.DIVERGED: "diverged · lower the learning rate (e), then space",
     RunState.ERROR: "error · fix the settings, then r",
@@ -46,13 +50,16 @@ class TrainingPanel(Vertical):
 
     _ready = False  # set on mount: watchers run before the children exist
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = var(None, always_update=True)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "Training"
         self._history: tuple[float, ...] | None = None
         self._shown: dict[str, object] = {}
+        self._drawn_key: tuple | None = None
+        self._drawn_at = 0.0
+        self._redraw: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="stats", markup=False)
@@ -68,6 +75,7 @@ class TrainingPanel(Vertical):
         if not self._ready:
             return
         self._shown.clear()
+        self._drawn_key = None
         self._show(self.snapshot)
 
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
@@ -89,6 +97,20 @@ class TrainingPanel(Vertical):
     def _show(self, snap: Snapshot | None) -> None:
         if snap is None:
             snap = Snapshot()
+        # The numbers and the sparkline redraw at most every REDRAW_S: each redraw costs the
+        # UI thread a few milliseconds, and that time is partly the trainer's too (the GIL).
+        # A new state (paused, finished...) redraws at once.
+        now = time.monotonic()
+        key = (snap.state, snap.epochs, snap.message)
+        wait = self._drawn_at + REDRAW_S - now
+        if key == self._drawn_key and wait > 0:
+            if self._redraw is None:  # draw the latest numbers when the time comes
+                self._redraw = self.set_timer(wait, lambda: self._show(self.snapshot))
+            return
+        if self._redraw is not None:
+            self._redraw.stop()
+            self._redraw = None
+        self._drawn_key, self._drawn_at = key, now
         self._update("#stats", self._stats(snap, self.content_size.width))
         self._display("#training-message", bool(snap.message))
         if snap.message:

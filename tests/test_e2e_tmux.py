@@ -1,0 +1,129 @@
+"""End to end: the real `rnn-tui` command in a real terminal (tmux), read off the screen.
+
+It starts, shows epochs advancing, pauses, answers a typed prefix, and quits with status 0.
+Skipped where tmux is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+REPO = Path(__file__).resolve().parents[1]
+EPOCH = re.compile(r"epoch (\d+)/(\d+)")
+
+
+def rnn_tui_command() -> list[str]:
+    """The installed console script, or the same entry point through this interpreter."""
+    script = Path(sys.executable).parent / "rnn-tui"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
+
+
+class Terminal:
+    def __init__(self, command: list[str], env: dict[str, str], size=(100, 30)) -> None:
+        self.socket = f"rnn-tui-test-{uuid.uuid4().hex[:8]}"
+        self.session = "app"
+        # A clean environment: under pytest, COLUMNS=80 and LINES=24 are set, and Textual
+        # would believe them over the terminal.
+        base = {k: os.environ[k] for k in ("HOME", "PATH", "LANG") if k in os.environ}
+        env_args = " ".join(f"{k}={shlex.quote(v)}" for k, v in {**base, **env}.items())
+        # The shell reports the exit status, then waits so that the screen can be read.
+        shell = (f"cd {shlex.quote(str(REPO))} && env -i {env_args} {shlex.join(command)}; "
+                 f"echo EXIT=$?; sleep 120")
+        self.tmux("new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]),
+                  shell)
+
+    def tmux(self, *args: str) -> str:
+        out = subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True,
+                             timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"tmux {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.session)
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.tmux("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
+
+    def wait_for(self, condition, timeout: float = 60.0, what: str = "the screen") -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if condition(screen):
+                return screen
+            if time.monotonic() > deadline:
+                size = self.tmux("display", "-p", "-t", self.session,
+                                 "#{window_width}x#{window_height}").strip()
+                raise AssertionError(f"timed out waiting for {what}; the screen ({size}):\n{screen}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+
+
+def epoch(screen: str) -> int:
+    match = EPOCH.search(screen)
+    return int(match.group(1)) if match else -1
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, size):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(timemachine_path, data / "timemachine.txt")  # so no download is tried
+    env = {"RNN_TUI_DATA_DIR": str(data), "XDG_DATA_HOME": str(tmp_path / "share"),
+           "TERM": "xterm-256color"}
+    command = rnn_tui_command() + ["--hidden", "64", "--epochs", "100000", "--max-tokens", "5000",
+                                   "--threads", "1", "--corpus", "timemachine"]
+    term = Terminal(command, env, size)
+    try:
+        screen = term.wait_for(lambda s: "training" in s and epoch(s) >= 1, timeout=90,
+                               what="training to start")
+        rows = screen.splitlines()
+        assert max(len(row) for row in rows) == size[0] and len(rows) == size[1]
+        assert rows[-1].rstrip().endswith("^p palette") and "q Quit" in rows[-1]
+        assert "timemachine" in screen and "vocab 28" in screen
+        first = epoch(screen)
+        term.wait_for(lambda s: epoch(s) > first + 1, what="epochs advancing")
+
+        term.keys("Space")
+        screen = term.wait_for(lambda s: "● paused" in s, what="the paused state")
+        paused_at = epoch(screen)
+        time.sleep(1.0)
+        assert epoch(term.screen()) == paused_at
+
+        term.keys("g")
+        term.keys("time traveller", literal=True)
+        # The prompt's subtitle names the epoch and the mode once an answer is shown.
+        screen = term.wait_for(lambda s: f"epoch {paused_at} · greedy" in s,
+                               what="a continuation of the prefix")
+        line = next(row for row in screen.splitlines() if "time traveller" in row and "│" in row
+                    and "type a prefix" not in row)
+        assert line.count("time traveller") >= 1
+        assert epoch(screen) == paused_at  # typing went to the prompt, not to the keys
+
+        # A terminal cannot tell escape-then-q from alt+q when they come together: wait for the
+        # footer to show the app's keys again, as a person would see it.
+        term.keys("Escape")
+        term.wait_for(lambda s: "q Quit" in s, what="the app's keys after escape")
+        term.keys("q")
+        screen = term.wait_for(lambda s: "EXIT=" in s, timeout=60, what="the app to exit")
+        assert "EXIT=0" in screen
+        runs = list((tmp_path / "share" / "rnn-tui" / "runs").glob("*/checkpoint.pt"))
+        assert len(runs) == 1  # the stopped run was saved
+    finally:
+        term.close()
