@@ -1,15 +1,16 @@
 """The fast path: the book's RNN (d2l 8.5), the same math on the same five tensors, faster.
 
 The math is `engine.model.rnn`'s, reorganized:
-- a one-hot row times W_xh is a row of W_xh, so the input projection of all steps is one lookup;
+- the input projection of all steps happens at once (a one-hot row times W_xh is a row of W_xh:
+  a lookup, or on the oneDNN route a few extra columns of the step's fused product);
 - the output layer of all steps is one matrix product;
 - only the recurrence H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) stays a loop over time, and it
   runs on the fastest route this device offers.
 
 Routes, chosen once per device and named in the implementation's `detail`:
 - "onednn" (CPU): oneDNN's matrix product with the tanh fused (`torch.ops.mkldnn`), inside a
-  hand-written autograd Function: 1.4x the book's loop on a 2-core AMD Zen 4, up to 2x on
-  Zen 5 (shared/docs/performance.md; measure with bench/throughput.py). Without autograd
+  hand-written autograd Function. bench/throughput.py measured 1.4x the book's loop on a
+  2-core AMD EPYC (Zen 4); shared/docs/performance.md saw up to 2x on Zen 5. Without autograd
   (generation) it runs the fallback, which is faster there.
 - "rnn_tanh" (CUDA): PyTorch's fused RNN op, `torch._VF.rnn_tanh`, which is cuDNN on NVIDIA GPUs.
 - "fallback": plain PyTorch (the projections hoisted, a loop over time, autograd); everywhere.
