@@ -91,8 +91,8 @@ def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, siz
                                    "--threads", "1", "--corpus", "timemachine"]
     term = Terminal(command, env, size)
     try:
-        screen = term.wait_for(lambda s: "training" in s and epoch(s) >= 1, timeout=90,
-                               what="training to start")
+        screen = term.wait_for(lambda s: "training" in s and epoch(s) >= 1 and "^p palette" in s,
+                               timeout=90, what="training to start")
         rows = screen.splitlines()
         assert max(len(row) for row in rows) == size[0] and len(rows) == size[1]
         assert rows[-1].rstrip().endswith("^p palette") and "q Quit" in rows[-1]
