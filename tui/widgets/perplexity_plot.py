@@ -45,5 +45,8 @@ class PerplexityPlot(PlotextPlot):
         plt.plot(xs, ys, marker="hd", color="cyan")
         top = max(ys)
         plt.ylim(1, max(top * 1.05, 1.1))  # perplexity is 1 at best
-        plt.xlim(1, max(2, xs[-1]))
+        last = max(2, xs[-1])
+        plt.xlim(1, last)
+        ticks = sorted({round(1 + i * (last - 1) / 4) for i in range(5)})  # whole epochs
+        plt.xticks(ticks, [str(t) for t in ticks])
         self.refresh()

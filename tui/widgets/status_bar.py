@@ -63,15 +63,20 @@ class StatusBar(Horizontal):
             run.update(Content.assemble(title, sep, ("loading the corpus and building the model…",
                                                      "$text-muted")))
             return
-        # The implementation's detail ("oneDNN fused kernels") only where there is room.
-        wide = self.size.width >= 120
-        impl = info.impl if wide else info.impl.split(" (")[0]
-        corpus = [(info.corpus, "bold"), (f" · {info.num_chars:,} chars", ""),
-                  (f" · {info.num_tokens:,} tokens" if wide else "", ""),
-                  (f" · vocab {info.vocab_size}", "")]
-        run.update(Content.assemble(title, sep, *corpus, sep, (info.device, "bold"), sep,
-                                    (impl, ""), (f" · {info.num_params:,} params" if wide else "",
-                                                 "$text-muted")))
+        # As much as fits: the implementation's detail ("oneDNN fused kernels"), the token and
+        # parameter counts only where there is room.
+        room = self.size.width - len(state_label(self.state)) - 6
+        for counts, detail in ((True, True), (False, True), (False, False)):
+            impl = info.impl if detail else info.impl.split(" (")[0]
+            corpus = [(info.corpus, "bold"), (f" · {info.num_chars:,} chars", ""),
+                      (f" · {info.num_tokens:,} tokens" if counts else "", ""),
+                      (f" · vocab {info.vocab_size}", "")]
+            content = Content.assemble(title, sep, *corpus, sep, (info.device, "bold"), sep,
+                                       (impl, ""), (f" · {info.num_params:,} params" if counts
+                                                    else "", "$text-muted"))
+            if content.cell_length <= room:
+                break
+        run.update(content)
         run.tooltip = (f"{info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} "
                        f"tokens used, vocabulary of {info.vocab_size}\n{info.device} · "
                        f"{info.impl} · {info.num_params:,} parameters")
