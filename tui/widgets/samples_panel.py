@@ -30,6 +30,7 @@ class SamplesPanel(VerticalScroll):
         self._drawn_at = -MIN_REDRAW_S
         self._redraw: Timer | None = None
         self._drawn_samples: tuple[Sample, ...] = ()
+        self._height = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="samples-text", markup=False)
@@ -60,6 +61,7 @@ class SamplesPanel(VerticalScroll):
             text.update(Content.styled(
                 f"The model continues the book's prefixes{every}; its samples appear here, "
                 "newest first.", "$text-muted"))
+            self._height = -1
             return
         parts: list = []
         rounds = groupby(self.samples, key=lambda s: s.epoch)
@@ -72,5 +74,10 @@ class SamplesPanel(VerticalScroll):
             for sample in group:
                 latest = "$text-success on $success 12%" if i == 0 else "on $foreground 6%"
                 parts += [(sample.prefix, "$text-muted"), (sample.text, latest), "\n"]
-        text.update(Content.assemble(*parts).rstrip())
+        content = Content.assemble(*parts).rstrip()
+        # A layout pass costs more than the text: ask for one only when the height changes
+        # (it stops changing once MAX_ROUNDS_SHOWN rounds are shown).
+        height = content.get_height(text.styles, max(1, text.content_size.width))
+        text.update(content, layout=height != self._height)
+        self._height = height
         self.scroll_home(animate=False)

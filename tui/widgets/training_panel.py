@@ -17,6 +17,7 @@ from engine.trainer import RunState, Snapshot
 from .. import format as fmt
 
 REDRAW_S = 0.2
+SPARK_REDRAW_S = 1.0
 
 HINTS = {
     RunState.PAUSED: "paused · space resumes · n steps",
@@ -59,6 +60,7 @@ class TrainingPanel(Vertical):
         self._shown: dict[str, object] = {}
         self._drawn_key: tuple | None = None
         self._drawn_at = 0.0
+        self._spark_at = 0.0
         self._redraw: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -110,6 +112,7 @@ class TrainingPanel(Vertical):
         if self._redraw is not None:
             self._redraw.stop()
             self._redraw = None
+        new_state = key != self._drawn_key
         self._drawn_key, self._drawn_at = key, now
         self._update("#stats", self._stats(snap, self.content_size.width))
         self._display("#training-message", bool(snap.message))
@@ -119,7 +122,10 @@ class TrainingPanel(Vertical):
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
         self._display("#sparkline", bool(snap.history))
-        if snap.history != self._history:
+        # The sparkline (a Rich renderable, the dearest part to draw) grows at most once a
+        # second; the timer above brings the last epochs in.
+        if snap.history != self._history and (new_state or now - self._spark_at >= SPARK_REDRAW_S):
+            self._spark_at = now
             self._history = snap.history
             # A new list each time: Sparkline repaints on assignment only. Log scale, so that
             # the late gains (1.5 to 1.1) show as well as the early fall (28 to 10).
