@@ -105,8 +105,8 @@ class RNNOneDNN(torch.autograd.Function):
         W_packed = torch.ops.mkldnn._reorder_linear_weight(W.T, batch_size)
         Zs = Z.unbind(0)
         Hs = [z[:, :num_hiddens] for z in Zs[1:]]  # H_t lands where step t + 1 reads it
-        for z, H in zip(Zs, Hs):
-            H.copy_(_linear(z, W_packed, "tanh"))
+        for z, H_t in zip(Zs, Hs):
+            H_t.copy_(_linear(z, W_packed, "tanh"))
         Y = _linear(Z[1:, :, :num_hiddens].flatten(0, 1), W_hq.T, bias=b_q)
         ctx.save_for_backward(Z, W_hh, W_hq)
         return Y, Z[-1, :, :num_hiddens]  # the last H: a view, it was written once already
@@ -121,7 +121,7 @@ class RNNOneDNN(torch.autograd.Function):
         R = dY.new_empty(num_steps + 1, batch_size, num_hiddens + vocab_size)
         R[-1, :, :num_hiddens] = 0.0
         R[0, :, num_hiddens:] = 0.0
-        R[1:, :, num_hiddens:] = dY.view(num_steps, batch_size, vocab_size)
+        R[1:, :, num_hiddens:] = dY.reshape(num_steps, batch_size, vocab_size)
         W_packed = torch.ops.mkldnn._reorder_linear_weight(torch.cat([W_hh, W_hq], 1), batch_size)
         Rs, Hs = R.unbind(0), Z[1:, :, :num_hiddens].unbind(0)
         dAs = [r[:, :num_hiddens] for r in Rs[:-1]]
