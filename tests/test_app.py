@@ -439,3 +439,48 @@ async def test_ui_handlers_never_wait_for_the_trainer(make_app):
         timer.stop()
         assert len(ticks) >= 20
         await pilot.press("escape", "q")
+
+
+@run_async
+async def test_a_recorded_run_is_saved_on_quit_and_resumes(make_app, tmp_path, timemachine_corpus):
+    from engine.checkpoint import load_checkpoint
+    from engine.trainer import resume_config
+
+    run_dir = tmp_path / "run"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
+                    autosave_every=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 3)
+        await wait_for(pilot, lambda: any(f"Recording to {run_dir}" in n
+                                          for n in notifications(app)))
+        await pilot.press("q")  # saving works, so nothing to ask
+    assert app.return_code == 0
+    assert (run_dir / "metrics.jsonl").is_file()
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    assert ckpt.epoch >= 3
+
+    resumed = RnnTuiApp(resume_config(ckpt), timemachine_corpus, resume=ckpt)
+    async with resumed.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any(f"Resumed at epoch {ckpt.epoch}." in n
+                                          for n in notifications(resumed)))
+        assert resumed.trainer.snapshot().epoch >= ckpt.epoch
+        await pilot.press("q")
+    assert resumed.return_code == 0
+
+
+@run_async
+async def test_quit_asks_when_progress_could_not_be_saved(make_app, tmp_path, timemachine_corpus):
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(tmp_path / "run"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        app.recorder.save_error = "disk full"  # as RunRecorder.save reports a failed write
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "disk full" in str(app.screen.query_one("#confirm-body").render())
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+    assert app.return_code == 0 and app.run_ended.is_set()
