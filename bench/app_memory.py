@@ -12,6 +12,7 @@ so the resident set size at epoch 2,000 should be within 10% of the one at epoch
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import gc
 import sys
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LOAD_AT_START = os.getloadavg()[0]
 sys.path.insert(0, str(REPO))
 
 from engine.config import TrainConfig  # noqa: E402
@@ -69,6 +71,8 @@ async def measure(args) -> None:
         answers = app._prediction_answered
         await pilot.press("q")
     first, last = rss[marks[0]], rss[marks[-1]]
+    print(f"machine: {os.cpu_count()} cores, load average {LOAD_AT_START:.1f} when this started "
+          "(other processes' load skews every figure; compare within one run)")
     print(f"settings: hidden {config.num_hiddens}, batch {config.batch_size}x{config.num_steps}, "
           f"{config.max_tokens} tokens, plot shown, prompt answered {answers} times; at the end "
           f"the trainer held {history} history points and {samples} samples")

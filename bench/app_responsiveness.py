@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import random
 import statistics
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LOAD_AT_START = os.getloadavg()[0]
 sys.path.insert(0, str(REPO))
 
 from textual import events  # noqa: E402
@@ -89,6 +91,8 @@ async def measure(args) -> None:
         await pilot.press("q")
 
     ms = 1000
+    print(f"machine: {os.cpu_count()} cores, load average {LOAD_AT_START:.1f} when this started "
+          "(other processes' load skews every figure; compare within one run)")
     print(f"settings: hidden {config.num_hiddens}, batch {config.batch_size}, steps "
           f"{config.num_steps}, torch threads {config.threads or 'all'}; one batch takes about "
           f"{batch_s * ms:.0f} ms, {snap.tokens_per_sec:,.0f} tok/s")

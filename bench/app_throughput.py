@@ -14,6 +14,7 @@ thread), over the epochs after the first ones (warm-up excluded): tokens / wall 
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import statistics
 import sys
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LOAD_AT_START = os.getloadavg()[0]
 sys.path.insert(0, str(REPO))
 
 from engine.config import TrainConfig  # noqa: E402
@@ -101,6 +103,8 @@ def main() -> None:
     config = TrainConfig(num_hiddens=args.hidden, epochs=args.epochs, max_tokens=args.max_tokens,
                          sample_every=10_000, threads=args.threads)
     text = corpus()
+    print(f"machine: {os.cpu_count()} cores, load average {LOAD_AT_START:.1f} when this started "
+          "(other processes' load skews every figure; compare within one run)")
     print(f"settings: hidden {config.num_hiddens}, batch {config.batch_size}, steps "
           f"{config.num_steps}, {config.max_tokens} tokens, {config.epochs} epochs "
           f"(first {SKIP} left out), impl {config.impl}, torch threads {config.threads or 'all'}")
