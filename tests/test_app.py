@@ -330,7 +330,7 @@ async def test_help_lists_every_key(make_app):
             shown = [str(w.render()) for w in app.screen.query(".help-key, .help-text")]
             for spec in KEYS:
                 assert spec.help in shown
-            for key in ("space", "n", "r", "g", "esc", "e", "p", "? or f1", "q"):
+            for key in ("space", "n", "r", "g", "esc", "e", "p", "? or f1", "s", "o", "q or ^c"):
                 assert key in shown
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
@@ -473,6 +473,8 @@ async def test_quit_asks_when_progress_could_not_be_saved(make_app, tmp_path, ti
     app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(tmp_path / "run"))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await pilot.press("space")  # paused, so no autosave succeeds in between and clears it
+        await wait_for(pilot, lambda: state(app) == RunState.PAUSED)
         app.recorder.save_error = "disk full"  # as RunRecorder.save reports a failed write
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -484,3 +486,37 @@ async def test_quit_asks_when_progress_could_not_be_saved(make_app, tmp_path, ti
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
     assert app.return_code == 0 and app.run_ended.is_set()
+
+
+@run_async
+async def test_s_saves_and_o_opens_a_checkpoint_to_continue(tmp_path, timemachine_corpus,
+                                                            monkeypatch):
+    from engine.checkpoint import load_checkpoint
+    from tui.screens.checkpoints import CheckpointPicker
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    run_dir = tmp_path / "share" / "rnn-tui" / "runs" / "first"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
+                    autosave_every=100_000)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 2)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: state(app) == RunState.PAUSED)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("Checkpoint saved" in n for n in notifications(app)),
+                       what="the saved notification")
+        saved = load_checkpoint(run_dir / "checkpoint.pt")
+        assert saved.epoch == app.last_snapshot.epoch >= 2
+        # o lists it; enter, then y, continues it in a new run.
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker))
+        await wait_for(pilot, lambda: app.screen.paths, what="the list of checkpoints")
+        assert app.screen.paths[0] == run_dir / "checkpoint.pt"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.recorder.run_dir != run_dir
+                       and app.last_snapshot is not None and app.last_snapshot.epoch > saved.epoch,
+                       what="the resumed run")
+        assert app.last_snapshot.history[:saved.epoch] == tuple(saved.history)
+        await pilot.press("q")
+    assert app.return_code == 0

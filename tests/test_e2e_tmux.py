@@ -127,3 +127,30 @@ def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, siz
         assert len(runs) == 1  # the stopped run was saved
     finally:
         term.close()
+
+
+@pytest.mark.parametrize("sig", ["TERM", "HUP"])
+def test_a_signal_saves_and_exits(tmp_path, timemachine_path, sig):
+    """SIGTERM, or SIGHUP when an SSH connection drops: the run is checkpointed, no traceback."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(timemachine_path, data / "timemachine.txt")
+    env = {"RNN_TUI_DATA_DIR": str(data), "XDG_DATA_HOME": str(tmp_path / "share"),
+           "TERM": "xterm-256color"}
+    command = rnn_tui_command() + ["--hidden", "32", "--epochs", "100000", "--max-tokens", "3000",
+                                   "--threads", "1", "--autosave-every", "100000",
+                                   "--run-dir", str(tmp_path / "run")]
+    term = Terminal(command, env, (100, 30))
+    try:
+        term.wait_for(lambda s: epoch(s) >= 3, timeout=90, what="a few epochs")
+        pid = term.tmux("display", "-p", "-t", term.session, "#{pane_pid}").strip()
+        # The pane runs a shell, whose child is the app.
+        child = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True).stdout.split()
+        assert child, "the app's process was not found"
+        subprocess.run(["kill", f"-{sig}", child[0]], check=True)
+        screen = term.wait_for(lambda s: "EXIT=" in s, timeout=60, what="the app to exit")
+        assert "Traceback" not in screen
+        from engine.checkpoint import load_checkpoint
+        assert load_checkpoint(tmp_path / "run" / "checkpoint.pt").epoch >= 3
+    finally:
+        term.close()

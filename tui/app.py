@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import signal
 import sys
 import threading
 import time
@@ -25,19 +26,22 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from engine.checkpoint import Checkpoint
+from engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
 from engine.corpus import Corpus
 from engine.devices import available_devices
 from engine.recorder import RunRecorder
+from engine.runlog import default_runs_dir
 from engine.trainer import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo,
-                            RunState, SampleReady, SettingChanged, Snapshot, Started, Trainer)
+                            RunState, SampleReady, SettingChanged, Snapshot, Started, Trainer,
+                            resume_config)
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
 from .commands import TrainingCommands
-from .messages import LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
+from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
+from .screens.checkpoints import CheckpointPicker
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
@@ -119,6 +123,19 @@ class RnnTuiApp(App[int]):
         self.screen.set_class(self.show_plot, "-plot")
         self.start_training()
         self.set_interval(POLL_INTERVAL_S, self.poll)
+        self._catch_signals()
+
+    def _catch_signals(self) -> None:
+        """SIGTERM, and SIGHUP (an SSH session that drops), quit as q does: the trainer stops
+        within a batch and the recorder checkpoints the last finished epoch."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.quit()))
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or a platform without these signals
 
     # ---- the training worker ---------------------------------------------------------------
 
@@ -443,6 +460,55 @@ class RnnTuiApp(App[int]):
             return None
         return (f"The last checkpoint could not be saved ({recorder.save_error}); quitting "
                 f"drops this run's progress (epoch {snap.epoch}).")
+
+    def action_save(self) -> None:
+        """Checkpoint the last finished epoch now; the trainer's thread writes it."""
+        recorder, trainer = self.recorder, self.trainer
+        if recorder is None or recorder.checkpoint_path is None or trainer is None:
+            self.notify("This session does not record runs, so there is nowhere to save.",
+                        title="Save", severity="warning")
+            return
+        path = recorder.checkpoint_path
+
+        def done(future) -> None:  # on the trainer's thread: post, never block
+            error = future.exception()
+            self.post_message(CheckpointSaved(path, None if error is None else str(error)))
+
+        trainer.request_save(path).add_done_callback(done)
+
+    @on(CheckpointSaved)
+    def _saved(self, event: CheckpointSaved) -> None:
+        if event.error:
+            self.notify(event.error, title="Checkpoint not saved", severity="error", markup=False)
+        else:
+            epoch = self.last_snapshot.epoch if self.last_snapshot else 0
+            self.notify(f"{event.path} (epoch {epoch})", title="Checkpoint saved", markup=False)
+
+    def action_open_checkpoint(self) -> None:
+        """Pick a saved checkpoint and continue its run (after a confirmation)."""
+        def chosen(path) -> None:
+            if path is None:
+                return
+            try:
+                ckpt = load_checkpoint(path)
+                config = resume_config(ckpt)
+            except (CheckpointError, ConfigError) as e:
+                self.notify(str(e), title="Cannot open", severity="error", markup=False)
+                return
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.resume = ckpt
+                    self.run_worker(self.restart(config), group="restart")
+
+            self.push_screen(ConfirmScreen(
+                "Continue this checkpoint?",
+                f"{path}\nepoch {ckpt.epoch} of {config.epochs} · {ckpt.corpus_name} · "
+                f"{ckpt.num_hiddens} hidden units",
+                confirm="Continue", details="The current run stops (its last finished epoch "
+                "is saved) and this one carries on where it was saved."), answered)
+
+        self.push_screen(CheckpointPicker(default_runs_dir()), chosen)
 
     async def action_quit(self) -> None:
         reason = self.unsaved_progress()

@@ -49,8 +49,12 @@ KEYS: tuple[KeySpec, ...] = (
             typed=False),
     KeySpec("help", "question_mark,f1", "help", "Help",
             "Show every key", "App", key_display="?", typed=False),
-    KeySpec("quit", "q", "quit", "Quit",
-            "Stop training and quit", "App"),
+    KeySpec("save", "s", "save", "Save",
+            "Write a checkpoint of the last finished epoch now", "App"),
+    KeySpec("open", "o", "open_checkpoint", "Open",
+            "Open a saved checkpoint and continue its run", "App", show=False),
+    KeySpec("quit", "q,ctrl+c", "quit", "Quit",
+            "Stop training, save a checkpoint, and quit", "App", key_display="q"),
 )
 
 SECTIONS = ("Training", "Panels", "App")

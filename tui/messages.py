@@ -46,3 +46,12 @@ class LiveSettingChanged(Message):
 
 class RestartRequested(Message):
     """The user asked to restart with the hyperparameter panel's settings."""
+
+
+class CheckpointSaved(Message):
+    """A save asked with `s` finished (posted from the trainer's thread)."""
+
+    def __init__(self, path: Any, error: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self.error = error
