@@ -134,7 +134,11 @@ def test_prompt_and_plot(snap_compare, size):
         if not pilot.app.show_plot:  # shown from the start in a tall terminal
             await pilot.press("p")
         await pilot.press("g", *"Time tr")
-        while pilot.app.query_one("#prompt").prediction is None:
+        app, prompt = pilot.app, pilot.app.query_one("#prompt")
+        # Until the answer to the whole prefix is in (typing may outlast the debounce).
+        while (prompt.prediction is None or prompt._debounce is not None
+               or prompt._requested is None or prompt._requested[0] != "Time tr"
+               or app._prediction_answered != app._prediction_token):
             await pilot.pause(0.05)
         await pilot.press("escape")
         await pilot.pause(0.3)

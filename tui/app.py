@@ -211,7 +211,7 @@ class RnnTuiApp(App[int]):
         previous = self.query_one(StatusBar).state
         self.query_one(StatusBar).state = snap.state
         if snap.state != previous:
-            self.refresh_bindings()  # the footer shows n only while paused
+            self.refresh_bindings()
         self.query_one(TrainingPanel).snapshot = snap
         samples = self.query_one(SamplesPanel)
         samples.samples = snap.samples
@@ -367,8 +367,6 @@ class RnnTuiApp(App[int]):
         if action in TYPED_ACTIONS and isinstance(self.focused, Input):
             return False
         if action == "leave_input" and self.focused is None:
-            return False
-        if action == "step" and self._state() not in HALTED:
             return False
         return True
 

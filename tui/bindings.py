@@ -33,8 +33,9 @@ class KeySpec:
 KEYS: tuple[KeySpec, ...] = (
     KeySpec("pause", "space", "toggle_pause", "Pause",
             "Pause or resume training (at the next batch boundary)", "Training"),
+    # Not in the footer, which must fit 80 columns: the paused training panel says "n steps".
     KeySpec("step", "n", "step", "Step",
-            "Train one batch while paused", "Training"),
+            "Train one batch while paused", "Training", show=False),
     KeySpec("restart", "r", "restart", "Restart",
             "Restart with the hyperparameter panel's settings (asks)",
             "Training"),
