@@ -251,6 +251,8 @@ class Trainer:
         self._tokens_per_sec = 0.0        # live: of the epoch under way, updated as it goes
         self._epoch_tokens_per_sec = 0.0  # of the last finished epoch, for final reports
         self._last_ppl: float | None = None
+        self._last_loss: float | None = None   # of the latest batch read back
+        self._last_norm: float | None = None
         if self._resume is None:
             generator = torch.Generator().manual_seed(c.seed)
             self.net = self.impl.make_model(len(self.vocab), c.num_hiddens, self.device,
@@ -480,6 +482,9 @@ class Trainer:
         synchronize(device)
         train_time += time.perf_counter() - t
         self._check_diverged(mean_loss, self._batch)
+        # The epoch's last batch, for the panels even when epochs outpace the publish interval.
+        batch_loss, grad_norm, n = self._last_batch
+        self._last_loss, self._last_norm = float(batch_loss) / n, float(grad_norm)
         self._epoch += 1
         self._elapsed += train_time
         self._tokens_per_sec = num_tokens / train_time if train_time > 0 else 0.0
@@ -488,7 +493,7 @@ class Trainer:
         self._mark_boundary()
         self._record_history(self._last_ppl)
         self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec, self._lr,
-                             self._clip, float(self._last_batch[1]), self._elapsed))
+                             self._clip, self._last_norm, self._elapsed))
         if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
             self._take_samples()
         self._publish(batch=0)
@@ -506,6 +511,7 @@ class Trainer:
         self._serve_requests()
         action = self._commands()
         if action == "wait":
+            self._publish(batch)  # the paused screen shows exactly where training stopped
             self._set_state(RunState.PAUSED)
             if self._wait_while_paused() == "run":
                 self._set_state(RunState.TRAINING)
@@ -632,7 +638,7 @@ class Trainer:
                 batches_per_epoch=len(self.loader), perplexity=self._last_ppl,
                 history=tuple(self._history), history_stride=self._history_stride,
                 tokens_per_sec=self._tokens_per_sec,
-                loss=getattr(self, "_last_loss", None), grad_norm=getattr(self, "_last_norm", None),
+                loss=self._last_loss, grad_norm=self._last_norm,
                 lr=self._lr, clip=self._clip, sample_every=self._sample_every,
                 samples=tuple(self._samples), elapsed=self._elapsed)
         self._last_publish = time.perf_counter()
