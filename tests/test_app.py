@@ -520,3 +520,33 @@ async def test_s_saves_and_o_opens_a_checkpoint_to_continue(tmp_path, timemachin
         assert app.last_snapshot.history[:saved.epoch] == tuple(saved.history)
         await pilot.press("q")
     assert app.return_code == 0
+
+
+@run_async
+async def test_h_halves_the_learning_rate_and_resumes_after_divergence(make_app):
+    app = make_app(SMALL.replace(lr=1e6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: state(app) is RunState.DIVERGED, what="divergence")
+        await wait_for(pilot, lambda: any("Press h to halve" in n for n in notifications(app)),
+                       what="the offer")
+        await pilot.press("h")
+        await wait_for(pilot, lambda: app.trainer.snapshot().lr == 5e5, what="the halved lr")
+        assert any("1e+06 → 500000, resuming" in n for n in notifications(app))
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_resized_to_20x5_and_back(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await pilot.resize_terminal(20, 5)
+        await pilot.pause(0.5)
+        assert app.is_running and app.size == (20, 5)
+        epoch = app.last_snapshot.epoch
+        await pilot.resize_terminal(*SIZE)
+        await wait_for(pilot, lambda: app.last_snapshot.epoch > epoch, what="training on")
+        assert app.size == SIZE and app.screen.size == SIZE
+        await pilot.press("q")
+    assert app.return_code == 0

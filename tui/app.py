@@ -245,8 +245,8 @@ class RnnTuiApp(App[int]):
                         f"{fmt.rate(event.tokens_per_sec)}", title="Training finished",
                         timeout=8, markup=False)
         elif isinstance(event, Diverged):
-            self.notify(event.message, title="Training diverged", severity="error", timeout=30,
-                        markup=False)
+            self.notify(f"{event.message} Press h to halve the learning rate and resume.",
+                        title="Training diverged", severity="error", timeout=30, markup=False)
         elif isinstance(event, Failed):
             self.notify(event.message, title="Training stopped with an error", severity="error",
                         timeout=30, markup=False)
@@ -458,6 +458,21 @@ class RnnTuiApp(App[int]):
             return None
         return (f"The last checkpoint could not be saved ({recorder.save_error}); quitting "
                 f"drops this run's progress (epoch {snap.epoch}).")
+
+    def action_halve_lr(self) -> None:
+        """The way out of a divergence: half the learning rate, and go on from the last good
+        epoch. While training, it only halves."""
+        snap = self.last_snapshot
+        if self.trainer is None or snap is None or snap.state in ENDED:
+            self.notify("No run to change; r starts a new one.", timeout=4)
+            return
+        new = snap.lr / 2
+        self.trainer.set_lr(new)
+        diverged = snap.state is RunState.DIVERGED
+        if diverged:
+            self.trainer.resume()
+        self.notify(f"{snap.lr:g} → {new:g}" + (", resuming from the last good epoch" if diverged
+                                                else ""), title="Learning rate", timeout=6)
 
     def action_save(self) -> None:
         """Checkpoint the last finished epoch now; the trainer's thread writes it."""

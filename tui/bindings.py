@@ -36,6 +36,8 @@ KEYS: tuple[KeySpec, ...] = (
     # Not in the footer, which must fit 80 columns: the paused training panel says "n steps".
     KeySpec("step", "n", "step", "Step",
             "Train one batch while paused", "Training", show=False),
+    KeySpec("halve-lr", "h", "halve_lr", "Halve lr",
+            "Halve the learning rate (after a divergence, and resume)", "Training", show=False),
     KeySpec("restart", "r", "restart", "Restart",
             "Restart with the hyperparameter panel's settings (asks)",
             "Training"),
