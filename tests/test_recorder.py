@@ -43,3 +43,28 @@ def test_default_run_dir_under_xdg_data_home(timemachine_corpus, tmp_path, monke
     assert recorder.run_dir.parent == tmp_path / "rnn-tui" / "runs"
     assert recorder.run_dir.name.endswith("-timemachine-h32-sequential")
     assert (recorder.run_dir / "checkpoint.pt").is_file()
+
+
+def test_an_exception_mid_run_is_reported_and_the_last_good_epoch_saved(timemachine_corpus,
+                                                                       tmp_path):
+    """As a CUDA out-of-memory or a vanished device would: the run ends in ERROR, the
+    message is kept, and the checkpoint holds the last finished epoch."""
+    trainer = Trainer(TrainConfig(**SMALL, epochs=50), corpus=timemachine_corpus)
+    recorder = RunRecorder(trainer, run_dir=tmp_path / "run", autosave_every=1000)
+    trainer.setup()
+    real_step = trainer.impl.train_step
+    calls = {"n": 0}
+
+    def failing_step(*args):
+        calls["n"] += 1
+        if calls["n"] > 3 * len(trainer.loader):  # during the 4th epoch
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_step(*args)
+
+    trainer.impl = type(trainer.impl)(trainer.impl.name, trainer.impl.detail,
+                                      trainer.impl.make_model, failing_step)
+    snap = trainer.run()
+    recorder.close()
+    assert snap.state.value == "error" and "CUDA out of memory (simulated)" in snap.message
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt").epoch == 3
+    assert read_metrics(tmp_path / "run")[-1]["type"] == "error"
