@@ -17,7 +17,6 @@ import os
 import pickle
 import random
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import torch
 from . import __version__
 from .config import ConfigError, TrainConfig, check_field
 from .data import Vocab
+from .files import atomic_write
 
 FORMAT = "rnn-tui checkpoint"   # written into every file, so other pickles are recognised
 FORMAT_VERSION = 1
@@ -221,49 +221,7 @@ def _cpu(value: Any, what: str, path: Path) -> Any:
 
 
 def _atomic_torch_save(record: dict[str, Any], path: Path) -> None:
-    # The pid in the name lets a later save tell a dead writer's leftovers from a live one's.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give what a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _file_mode(path: Path) -> int:
-    """The existing file's permissions, else the usual 0666 less the process's umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        pass
-    umask = 0o022
-    try:  # Linux shows the umask here; os.umask() would change it, racing other threads
-        status = Path("/proc/self/status").read_text()
-        umask = int(re.search(r"^Umask:\s*([0-7]+)", status, re.M).group(1), 8)
-    except (OSError, AttributeError, ValueError):
-        pass
-    return 0o666 & ~umask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not every platform can open a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomic_write(path, lambda f: torch.save(record, f))
 
 
 def _remove_stale_temp_files(path: Path) -> None:

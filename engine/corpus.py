@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from .files import atomic_write
 
 TIMEMACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
 TIMEMACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
@@ -53,21 +54,6 @@ def data_dir() -> Path:
     return Path(cache).expanduser() / "rnn-tui"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def download(url: str, dest: Path, sha1: str, progress: Progress | None = None,
              timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Fetch url into dest only if its SHA-1 matches; a bad download leaves nothing behind."""
@@ -84,7 +70,7 @@ def download(url: str, dest: Path, sha1: str, progress: Progress | None = None,
     got = sha1_of(data)
     if got != sha1:
         raise CorpusError(f"the file downloaded from {url} has SHA-1 {got}, expected {sha1}")
-    atomic_write_bytes(dest, data)
+    atomic_write(dest, lambda f: f.write(data))
     return dest
 
 
