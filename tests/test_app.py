@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from textual import events
 from textual.widgets import Input, Sparkline, Static
 
 from engine.config import TrainConfig
@@ -225,6 +226,23 @@ async def test_typing_a_prefix_shows_a_continuation(make_app):
         await wait_for(pilot, lambda: len(prompt.prediction.text) == 7, what="7 characters")
         await pilot.press("q")  # typed into the prompt: the app goes on
         assert app.is_running and prompt.prefix == "time q"
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_keys_that_arrive_together_follow_g_into_the_prompt(make_app):
+    """A terminal delivers a fast typist's (or a paste's) keys in one read: every key after
+    g must reach the prompt, not the app's bindings (e, space, r would edit, pause, restart)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: state(app) is RunState.TRAINING, what="training")
+        for key, char in [("g", "g"), *[(c if c != " " else "space", c) for c in "time traveller"]]:
+            app.post_message(events.Key(key, char))
+        await wait_for(pilot, lambda: app.query_one(PromptPanel).prefix == "time traveller",
+                       what="the prefix typed in one burst")
+        assert app.focused is app.query_one("#prompt-input", Input)
+        assert state(app) is RunState.TRAINING and not isinstance(app.screen, ConfirmScreen)
         await pilot.press("escape", "q")
     assert app.return_code == 0
 

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -422,10 +422,28 @@ class RnnTuiApp(App[int]):
                          answered)
 
     def action_focus_prompt(self) -> None:
-        self.query_one("#prompt-input", Input).focus()
+        self.focus_now("#prompt-input")
 
     def action_edit_hyperparams(self) -> None:
-        self.query_one("#hp-lr", Input).focus()
+        self.focus_now("#hp-lr")
+
+    def focus_now(self, selector: str) -> None:
+        # Not Widget.focus(), which defers the change until after the keys already queued.
+        self.screen.set_focus(self.query_one(selector, Input))
+
+    def on_key(self, event: events.Key) -> None:
+        """Send on to a focused input the keys that were queued before it took the focus.
+
+        A terminal delivers a fast typist's keys (or a paste) in one read, and they were all
+        sent to the screen while nothing had the focus: after g, "time" would run e (edit)
+        and the space would pause. An input stops every printable key that reaches it, so
+        a printable key that arrives here while an input has the focus never went through it.
+        """
+        focused = self.focused
+        if isinstance(focused, Input) and event.is_printable:
+            event.prevent_default()  # not App's bindings
+            event.stop()
+            focused.post_message(events.Key(event.key, event.character))
 
     def action_toggle_plot(self) -> None:
         self.show_plot = not self.show_plot
