@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
+from engine.allocator import reuse_freed_memory  # noqa: E402
 from engine.corpus import load_file, load_text  # noqa: E402
 from engine.data import load_corpus, seq_data_iter_sequential  # noqa: E402
 from engine.devices import describe, resolve_device, synchronize  # noqa: E402
@@ -145,6 +146,7 @@ def main(argv=None) -> float:
                         help="'timemachine' (cached or downloaded; else pydoc), 'pydoc', or a path")
     args = parser.parse_args(argv)
 
+    reuse_freed_memory()  # the process set-up of the Trainer, so both paths run as they would
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from . import config as cfg
+from .allocator import reuse_freed_memory
 from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_state,
                          restore_python_rng, restore_torch_rng, save_checkpoint, sgd_state)
 from .config import ConfigError, TrainConfig
@@ -224,6 +225,7 @@ class Trainer:
         if self.info is not None:
             return self.info
         c = self.config
+        reuse_freed_memory()
         if c.threads:
             torch.set_num_threads(c.threads)
         self.device = resolve_device(c.device)
