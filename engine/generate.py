@@ -19,6 +19,7 @@ class Prediction:
     unknown: tuple[tuple[int, str], ...] = ()   # (position, character) not in the vocabulary
     top: tuple[tuple[str, float], ...] = ()     # most likely next characters after the prefix
     truncated: int = 0              # characters dropped from the front of a long prefix
+    note: str = ""                  # how the prefix was read, e.g. lower-cased for the model
 
     @property
     def full(self) -> str:

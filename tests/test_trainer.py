@@ -122,6 +122,9 @@ def test_keep_alive_serves_predictions_after_training(timemachine_corpus):
     thread = _start(trainer, keep_alive=True)
     assert _wait(lambda: trainer.snapshot().state == RunState.FINISHED)
     assert trainer.request_prediction("the", 5).result(timeout=10).prefix == "the"
+    # The book's corpus is lower case: a capital is read as its lower case, and said so.
+    capital = trainer.request_prediction("The", 5).result(timeout=10)
+    assert capital.prefix == "the" and not capital.unknown and "lower-cased" in capital.note
     with pytest.raises(ValueError, match="empty"):
         trainer.request_prediction("", 5).result(timeout=10)
     trainer.stop()

@@ -157,9 +157,9 @@ class PromptPanel(Vertical):
             output.update(self.render_prediction(p))
         top.top = p.top if p is not None else ()
         top.display = p is not None  # the panel stays small until there is something to show
-        unknown.display = bool(p is not None and p.unknown)
-        if p is not None and p.unknown:
-            unknown.update(self.render_unknown(p))
+        unknown.display = bool(p is not None and (p.unknown or p.note))
+        if unknown.display:
+            unknown.update(self.render_notes(p))
         mode = "" if p is None else ("greedy" if self._requested and self._requested[2] == 0
                                      else "sampled")
         epoch = f"epoch {self.epoch}" if p is not None and self.epoch is not None else ""
@@ -176,6 +176,14 @@ class PromptPanel(Vertical):
         # A tint shows where the continuation is, even when it is only spaces.
         parts.append((p.text, "$text-success on $success 12%"))
         return Content.assemble(*parts)
+
+    @classmethod
+    def render_notes(cls, p: Prediction) -> Content:
+        """Unknown characters (a warning), then how the prefix was read (muted)."""
+        parts = [cls.render_unknown(p)] if p.unknown else []
+        if p.note:
+            parts.append(Content.styled(p.note, "$text-muted"))
+        return Content(" · ").join(parts)
 
     @staticmethod
     def render_unknown(p: Prediction) -> Content:
