@@ -31,7 +31,7 @@ from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, Vocab, load_corpus
-from .devices import describe, free_memory, resolve_device, synchronize
+from .devices import describe, free_memory, resolve_device, synchronize, to_device
 from .generate import Prediction, normalize_prefix, predict
 from .implementations import Implementation, get_implementation
 from .train import perplexity
@@ -470,7 +470,7 @@ class Trainer:
             else:
                 # Keep the state but cut the graph, so gradients stop at the batch boundary.
                 state = tuple(s.detach() for s in state)
-            X, Y = X.to(device), Y.to(device)
+            X, Y = to_device(X, device), to_device(Y, device)
             batch_loss, grad_norm, state = self.impl.train_step(net, X, Y, state, self._lr,
                                                                 self._clip)
             loss_sum += batch_loss

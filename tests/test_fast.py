@@ -17,6 +17,7 @@ import torch
 from engine import fast
 from engine.config import TrainConfig
 from engine.data import load_corpus, seq_data_iter_random, seq_data_iter_sequential
+from engine.devices import to_device
 from engine.generate import predict
 from engine.implementations import BOOK, get_implementation
 from engine.model import RNNModelScratch, get_params
@@ -293,3 +294,18 @@ def test_cuda_epoch_without_host_sync(book_data, cuda_route, monkeypatch):
     assert [str(w.message) for w in caught] == []
     mean_loss = float(loss_sum) / (len(batches) * BATCH_SIZE * NUM_STEPS)
     assert math.isfinite(mean_loss) and mean_loss < math.log(len(vocab)) + 0.1
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_batches_reach_the_device_without_a_host_sync(book_data):
+    """The Trainer's copy of each batch: from pageable memory CUDA would wait for the GPU."""
+    X, _ = two_batches(book_data, "sequential")[0]
+    device = torch.device("cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        on_device = to_device(X, device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(on_device.cpu(), X)
