@@ -15,23 +15,15 @@ import argparse
 import os
 import asyncio
 import gc
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 LOAD_AT_START = os.getloadavg()[0]
-sys.path.insert(0, str(REPO))
 
+from common import open_corpus  # noqa: E402  (first: puts the checkout on the path)
 from engine.config import TrainConfig  # noqa: E402
-from engine.corpus import load_file, load_text  # noqa: E402
 from engine.trainer import RunState  # noqa: E402
 from tui.app import RnnTuiApp  # noqa: E402
 
-
-def corpus():
-    shared = REPO.parent / "shared" / "data" / "timemachine.txt"
-    return load_file(shared) if shared.is_file() else load_text("timemachine")
 
 
 def rss_mib() -> float:
@@ -45,7 +37,7 @@ def rss_mib() -> float:
 async def measure(args) -> None:
     config = TrainConfig(num_hiddens=args.hidden, max_tokens=2000, batch_size=8, num_steps=10,
                          epochs=args.epochs, sample_every=10, threads=1)
-    app = RnnTuiApp(config, corpus())
+    app = RnnTuiApp(config, open_corpus())
     marks = sorted({args.epochs // 10, args.epochs // 2, args.epochs})
     rss: dict[int, float] = {}
     start = time.perf_counter()

@@ -17,28 +17,20 @@ import os
 import asyncio
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 LOAD_AT_START = os.getloadavg()[0]
-sys.path.insert(0, str(REPO))
 
 from textual import events  # noqa: E402
 
+from common import open_corpus  # noqa: E402  (first: puts the checkout on the path)
 from engine.config import TrainConfig  # noqa: E402
-from engine.corpus import load_file, load_text  # noqa: E402
 from engine.trainer import RunState  # noqa: E402
 from tui.app import RnnTuiApp  # noqa: E402
 from tui.widgets.status_bar import StatusBar  # noqa: E402
 
 TICK_S = 0.010
 
-
-def corpus():
-    shared = REPO.parent / "shared" / "data" / "timemachine.txt"
-    return load_file(shared) if shared.is_file() else load_text("timemachine")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,7 +40,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(args) -> None:
     config = TrainConfig(num_hiddens=args.hidden, epochs=100_000, threads=args.threads)
-    app = RnnTuiApp(config, corpus())
+    app = RnnTuiApp(config, open_corpus())
     async with app.run_test(size=(120, 36)) as pilot:
         while app.last_snapshot is None or app.last_snapshot.epoch < 1:
             await asyncio.sleep(0.05)

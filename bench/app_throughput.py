@@ -17,25 +17,17 @@ import argparse
 import os
 import asyncio
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 LOAD_AT_START = os.getloadavg()[0]
-sys.path.insert(0, str(REPO))
 
+from common import open_corpus  # noqa: E402  (first: puts the checkout on the path)
 from engine.config import TrainConfig  # noqa: E402
-from engine.corpus import load_file, load_text  # noqa: E402
 from engine.trainer import EpochDone, RunState, Trainer  # noqa: E402
 
 SKIP = 2  # warm-up epochs left out of the measurement
 
-
-def corpus():
-    shared = REPO.parent / "shared" / "data" / "timemachine.txt"
-    return load_file(shared) if shared.is_file() else load_text("timemachine")
 
 
 class Recorder:
@@ -102,7 +94,7 @@ def main() -> None:
     # The book's settings, with samples only at the end (both runs do the same work).
     config = TrainConfig(num_hiddens=args.hidden, epochs=args.epochs, max_tokens=args.max_tokens,
                          sample_every=10_000, threads=args.threads)
-    text = corpus()
+    text = open_corpus()
     print(f"machine: {os.cpu_count()} cores, load average {LOAD_AT_START:.1f} when this started "
           "(other processes' load skews every figure; compare within one run)")
     print(f"settings: hidden {config.num_hiddens}, batch {config.batch_size}, steps "

@@ -13,14 +13,11 @@ shared/docs/performance.md, "Equality"); compare them across seeds, not digit by
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+from common import add_machine_args, open_corpus  # first: it puts the checkout on the path
 
 from engine.config import TrainConfig  # noqa: E402
-from engine.corpus import load_file, load_text  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402
 
 
@@ -28,17 +25,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--iterator", choices=["sequential", "random"], default="sequential")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: all cores)")
+    add_machine_args(parser)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--corpus", default="timemachine",
-                        help="'timemachine' (cached or downloaded; else pydoc), 'pydoc', or a path")
     args = parser.parse_args(argv)
 
-    path = Path(args.corpus)
-    corpus = load_file(path) if path.is_file() else load_text(args.corpus)
-    if corpus.notice:
-        print(f"note: {corpus.notice}")
+    corpus = open_corpus(args.corpus)
     wall = {}
     for impl in ("book", "fast"):
         config = TrainConfig(impl=impl, epochs=args.epochs, iterator=args.iterator,

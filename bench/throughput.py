@@ -19,20 +19,17 @@ import itertools
 import random
 import resource
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+from common import add_machine_args, open_corpus  # first: it puts the checkout on the path
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from engine.allocator import reuse_freed_memory  # noqa: E402
-from engine.corpus import load_file, load_text  # noqa: E402
 from engine.data import load_corpus, seq_data_iter_sequential  # noqa: E402
 from engine.devices import describe, resolve_device, synchronize  # noqa: E402
 from engine.implementations import get_implementation  # noqa: E402
@@ -139,19 +136,15 @@ def fmt(tokens_per_sec: float) -> str:
 
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: all cores)")
+    add_machine_args(parser)
     parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--corpus", default="timemachine",
-                        help="'timemachine' (cached or downloaded; else pydoc), 'pydoc', or a path")
     args = parser.parse_args(argv)
 
     reuse_freed_memory()  # the process set-up of the Trainer, so both paths run as they would
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    path = Path(args.corpus)
-    corpus = load_file(path) if path.is_file() else load_text(args.corpus)
+    corpus = open_corpus(args.corpus)
     tokens, vocab = load_corpus(corpus.text, 0)
     book, fast = (get_implementation(name, device) for name in ("book", "fast"))
     contenders = [Contender(impl.name, impl.make_model, impl.train_step) for impl in (book, fast)]
@@ -159,8 +152,6 @@ def main(argv=None) -> float:
     print(f"{describe(device)}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"fast: {fast.detail}; corpus {corpus.name} ({len(tokens):,} tokens, "
           f"vocabulary {len(vocab)})")
-    if corpus.notice:
-        print(f"note: {corpus.notice}")
 
     book_setting_ratio = float("nan")
     for setting in SETTINGS:

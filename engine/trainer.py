@@ -30,7 +30,7 @@ from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_
                          restore_python_rng, restore_torch_rng, save_checkpoint, sgd_state)
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
-from .data import SeqDataLoader, Vocab, load_corpus
+from .data import SeqDataLoader, load_corpus
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
 from .generate import Prediction, normalize_prefix, predict
 from .implementations import Implementation, get_implementation

@@ -48,6 +48,17 @@ def state(app: RnnTuiApp) -> RunState:
     return app.trainer.snapshot().state
 
 
+async def epochs_done(pilot, app: RnnTuiApp, epochs: int = 1) -> None:
+    await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= epochs,
+                   what=f"{epochs} epoch(s) shown")
+
+
+async def pause(pilot, app: RnnTuiApp) -> None:
+    """Space, as a person would press it, then wait until the trainer has paused."""
+    await pilot.press("space")
+    await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused")
+
+
 def text_of(app: RnnTuiApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
@@ -102,9 +113,8 @@ async def test_training_starts_and_the_sparkline_grows(make_app):
 async def test_space_pauses_and_resumes(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused")
+        await epochs_done(pilot, app)
+        await pause(pilot, app)
         await wait_for(pilot, lambda: app.query_one(StatusBar).state is RunState.PAUSED)
         paused_at = app.trainer.snapshot().epoch
         await pilot.pause(0.6)
@@ -122,9 +132,8 @@ async def test_space_pauses_and_resumes(make_app):
 async def test_n_trains_one_batch_while_paused(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused")
+        await epochs_done(pilot, app)
+        await pause(pilot, app)
 
         def batches():
             s = app.trainer.snapshot()
@@ -288,7 +297,7 @@ async def test_a_raw_corpus_keeps_capitals(make_app):
 async def test_restart_with_a_new_hidden_size_rebuilds_the_model(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await epochs_done(pilot, app)
         old_trainer, old_ended = app.trainer, app.run_ended
         app.query_one("#hp-num_hiddens", Input).focus()
         await pilot.press("ctrl+a", "ctrl+k", *"48")
@@ -329,7 +338,7 @@ async def test_restart_can_be_cancelled(make_app):
 async def test_q_exits_with_0_and_the_worker_thread_ends(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await epochs_done(pilot, app)
         worker = app.train_worker
         assert worker.name == "train" and worker.group == "train" and worker.is_running
         await pilot.press("q")
@@ -350,8 +359,7 @@ async def test_escape_leaves_an_input_and_the_keys_work_again(make_app):
         assert app.focused is None
         await pilot.press("p")
         assert app.show_plot and app.query_one("#plot").display
-        await pilot.press("space")
-        await wait_for(pilot, lambda: state(app) is RunState.PAUSED)
+        await pause(pilot, app)
         await pilot.press("q")
 
 
@@ -461,8 +469,7 @@ async def test_ui_handlers_never_wait_for_the_trainer(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.info is not None)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: state(app) is RunState.PAUSED)
+        await pause(pilot, app)
         start = time.perf_counter()
         await pilot.press("g", *"the")
         assert time.perf_counter() - start < 2.0
@@ -507,9 +514,8 @@ async def test_a_recorded_run_is_saved_on_quit_and_resumes(make_app, tmp_path, t
 async def test_quit_asks_when_progress_could_not_be_saved(make_app, tmp_path, timemachine_corpus):
     app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(tmp_path / "run"))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
-        await pilot.press("space")  # paused, so no autosave succeeds in between and clears it
-        await wait_for(pilot, lambda: state(app) == RunState.PAUSED)
+        await epochs_done(pilot, app)
+        await pause(pilot, app)  # so no autosave succeeds in between and clears it
         app.recorder.save_error = "disk full"  # as RunRecorder.save reports a failed write
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -533,9 +539,8 @@ async def test_s_saves_and_o_opens_a_checkpoint_to_continue(tmp_path, timemachin
     app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
                     autosave_every=100_000)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 2)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: state(app) == RunState.PAUSED)
+        await epochs_done(pilot, app, 2)
+        await pause(pilot, app)
         await pilot.press("s")
         await wait_for(pilot, lambda: any("Checkpoint saved" in n for n in notifications(app)),
                        what="the saved notification")
@@ -575,7 +580,7 @@ async def test_h_halves_the_learning_rate_and_resumes_after_divergence(make_app)
 async def test_resized_to_20x5_and_back(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 1)
+        await epochs_done(pilot, app)
         await pilot.resize_terminal(20, 5)
         await pilot.pause(0.5)
         assert app.is_running and app.size == (20, 5)

@@ -7,7 +7,6 @@ boundary and still prints the results so far.
 from __future__ import annotations
 
 import signal
-import sys
 
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,

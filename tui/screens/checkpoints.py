@@ -14,7 +14,6 @@ from textual.widgets import DataTable, Static
 
 from engine.checkpoint import CheckpointError, CheckpointSummary, describe, list_checkpoints
 
-from .. import format as fmt
 
 
 def _when(created: str) -> str:
