@@ -18,9 +18,11 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run_name(trainer: Trainer) -> str:
+    """e.g. timemachine-h512-sequential: named after the corpus the run really uses (pydoc
+    when the Time Machine could not be had), once the trainer has loaded it."""
     c = trainer.config
-    corpus = Path(c.corpus).stem if c.corpus not in ("timemachine", "pydoc") else c.corpus
-    return f"{corpus}-h{c.num_hiddens}-{c.iterator}"
+    corpus = getattr(trainer, "corpus", None)
+    return f"{Path(corpus.name if corpus else c.corpus).stem}-h{c.num_hiddens}-{c.iterator}"
 
 
 class RunRecorder:

@@ -2,6 +2,7 @@
 
 from engine.checkpoint import load_checkpoint
 from engine.config import TrainConfig
+from engine.corpus import Corpus
 from engine.recorder import RunRecorder
 from engine.runlog import read_metrics
 from engine.trainer import Trainer
@@ -43,6 +44,17 @@ def test_default_run_dir_under_xdg_data_home(timemachine_corpus, tmp_path, monke
     assert recorder.run_dir.parent == tmp_path / "rnn-tui" / "runs"
     assert recorder.run_dir.name.endswith("-timemachine-h32-sequential")
     assert (recorder.run_dir / "checkpoint.pt").is_file()
+
+
+def test_the_run_is_named_after_the_corpus_it_really_uses(timemachine_corpus, tmp_path):
+    """Offline, 'timemachine' falls back to pydoc (with a notice): the run's name says pydoc."""
+    fallback = Corpus("pydoc", timemachine_corpus.text, timemachine_corpus.sha1,
+                      notice="The Time Machine could not be found ...")
+    trainer = Trainer(TrainConfig(**SMALL, epochs=1, corpus="timemachine"), corpus=fallback)
+    recorder = RunRecorder(trainer, runs_root=tmp_path)
+    trainer.run()
+    recorder.close()
+    assert recorder.run_dir.name.endswith("-pydoc-h32-sequential")
 
 
 def test_an_exception_mid_run_is_reported_and_the_last_good_epoch_saved(timemachine_corpus,
