@@ -62,7 +62,7 @@ async def shoot(size, epochs: int, name: str, keys=(), config: TrainConfig | Non
 
 async def main(epochs: int) -> None:
     await shoot((120, 36), epochs, "main")
-    await shoot((140, 44), epochs, "prompt", keys=("g", *"the Time Traveller", "wait:1.0"))
+    await shoot((140, 44), epochs, "prompt", keys=("g", *"the Time Traveller, 1895", "wait:1.0"))
     await shoot((120, 36), 5, "help", keys=("escape", "question_mark"))
     await shoot((80, 24), epochs, "small")
 
