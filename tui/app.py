@@ -429,7 +429,8 @@ class RnnTuiApp(App[int]):
 
     def focus_now(self, selector: str) -> None:
         # Not Widget.focus(), which defers the change until after the keys already queued.
-        self.screen.set_focus(self.query_one(selector, Input))
+        widget = self.query_one(selector, Input)
+        widget.screen.set_focus(widget)
 
     def on_key(self, event: events.Key) -> None:
         """Send on to a focused input the keys that were queued before it took the focus.
