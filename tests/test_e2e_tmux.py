@@ -106,8 +106,9 @@ def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, siz
         time.sleep(1.0)
         assert epoch(term.screen()) == paused_at
 
-        term.keys("g")
-        term.keys("time traveller", literal=True)
+        # g and the prefix in one write, as a fast typist or a paste delivers them: the
+        # prefix must land in the prompt, not run the app's keys (e edits, space resumes).
+        term.keys("gtime traveller", literal=True)
         # The prompt's subtitle names the epoch and the mode once an answer is shown.
         screen = term.wait_for(lambda s: f"epoch {paused_at} · greedy" in s,
                                what="a continuation of the prefix")
