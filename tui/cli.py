@@ -132,10 +132,17 @@ def flag_overrides(args: argparse.Namespace) -> dict:
             if getattr(args, f.name, None) is not None}
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Built-in defaults < settings file < flags; raises SettingsError or ConfigError."""
+def settings_file_keys(args: argparse.Namespace) -> dict:
+    """The settings file's values: --config's (which must exist), else the default file's."""
     path = getattr(args, "config", None)
-    return merge(DEFAULTS, load_settings(path, must_exist=path is not None), flag_overrides(args))
+    return load_settings(path, must_exist=path is not None)
+
+
+def config_from_args(args: argparse.Namespace, file_keys: dict | None = None) -> TrainConfig:
+    """Built-in defaults < settings file < flags; raises SettingsError or ConfigError."""
+    if file_keys is None:
+        file_keys = settings_file_keys(args)
+    return merge(DEFAULTS, file_keys, flag_overrides(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,18 +151,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate":
         from .generate_cmd import run_generate
         return run_generate(args)
-    resume = None
+    resume, file_keys = None, {}
     try:
         if getattr(args, "resume", None):
             resume = load_checkpoint(args.resume)
             config = resume_config(resume, **flag_overrides(args))
         else:
-            config = config_from_args(args)
+            file_keys = settings_file_keys(args)
+            config = config_from_args(args, file_keys)
     except (SettingsError, ConfigError, CheckpointError) as e:
         parser.exit(2, f"rnn-tui: error: {e}\n")
     if getattr(args, "print_config", False):
         path = getattr(args, "config", None)
-        file_keys = load_settings(path, must_exist=path is not None) if not resume else {}
         sources = value_sources(path or default_config_path(), file_keys, flag_overrides(args))
         if resume:
             sources = {k: f"checkpoint {args.resume}" if v == DEFAULT_SOURCE else v
