@@ -57,13 +57,16 @@ def predict_ch8(prefix: str, num_preds: int, net, vocab: Vocab, device) -> str:
 
 @torch.no_grad()
 def predict(prefix: str, num_preds: int, net, vocab: Vocab, device, temperature: float = 0.0,
-            top_k: int = 5, generator: torch.Generator | None = None) -> Prediction:
+            top_k: int = 5, generator: torch.Generator | None = None,
+            preprocess: str = "raw") -> Prediction:
     """predict_ch8 with more to show: sampling by temperature, top next characters, unknowns.
 
     temperature 0 is the book's greedy argmax. The warm-up runs the whole prefix in one call
     (the same math as one step at a time) and unknown characters enter as `<unk>`, as in
-    the book, but are reported instead of passing silently.
+    the book, but are reported instead of passing silently. `preprocess` is the corpus's
+    ('book' or 'raw'): the prefix is read as the corpus was, and the note says how.
     """
+    prefix, note = normalize_prefix(prefix, preprocess)
     if not prefix:
         raise ValueError("the prefix is empty: type at least one character")
     if num_preds < 0:
@@ -97,4 +100,5 @@ def predict(prefix: str, num_preds: int, net, vocab: Vocab, device, temperature:
             nxt = int(torch.multinomial(scaled.cpu(), 1, generator=generator))
         out.append(nxt)
         last = torch.tensor([[nxt]], device=device)
-    return Prediction(seen, "".join(vocab.idx_to_token[i] for i in out), unknown, top, truncated)
+    return Prediction(seen, "".join(vocab.idx_to_token[i] for i in out), unknown, top, truncated,
+                      note or "")

@@ -32,7 +32,7 @@ from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, load_corpus
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
-from .generate import Prediction, normalize_prefix, predict
+from .generate import Prediction, predict
 from .implementations import Implementation, get_implementation
 from .train import perplexity
 
@@ -407,10 +407,9 @@ class Trainer:
     def predict(self, prefix: str, num_preds: int = 50, temperature: float = 0.0) -> Prediction:
         """Generate on the calling thread; only the thread that trains should call this.
         The prefix is read as the corpus was (lower case for the book's preprocessing)."""
-        prefix, note = normalize_prefix(prefix, self.config.preprocess)
-        prediction = predict(prefix, num_preds, self.net, self.vocab, self.device,
-                             temperature=temperature, generator=self._sample_generator)
-        return replace(prediction, note=note) if note else prediction
+        return predict(prefix, num_preds, self.net, self.vocab, self.device,
+                       temperature=temperature, generator=self._sample_generator,
+                       preprocess=self.config.preprocess)
 
     def run(self, keep_alive: bool = False) -> Snapshot:
         """Train until the last epoch or stop(). With keep_alive, go on serving predictions

@@ -9,7 +9,7 @@ import torch
 
 from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from engine.devices import DeviceError, resolve_device
-from engine.generate import normalize_prefix, predict
+from engine.generate import predict
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -17,15 +17,15 @@ def run_generate(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.checkpoint)
         device = resolve_device(args.device)
         net, vocab = model_from_checkpoint(ckpt, device)
-        prefix, note = normalize_prefix(args.prefix, ckpt.train_config().preprocess)
-        prediction = predict(prefix, args.num_chars, net, vocab, device,
+        prediction = predict(args.prefix, args.num_chars, net, vocab, device,
                              temperature=args.temperature,
-                             generator=torch.Generator().manual_seed(args.seed))
+                             generator=torch.Generator().manual_seed(args.seed),
+                             preprocess=ckpt.train_config().preprocess)
     except (CheckpointError, DeviceError, ValueError) as e:
         print(f"rnn-tui: error: {e}", file=sys.stderr)
         return 2
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+    if prediction.note:
+        print(f"note: {prediction.note}", file=sys.stderr)
     if prediction.unknown:
         chars = ", ".join(repr(c) for _, c in prediction.unknown[:10])
         more = "" if len(prediction.unknown) <= 10 else f" and {len(prediction.unknown) - 10} more"
