@@ -258,6 +258,26 @@ async def test_keys_that_arrive_together_follow_g_into_the_prompt(make_app):
 
 
 @run_async
+async def test_editing_keys_in_a_burst_apply_in_order(make_app):
+    """Keys typed into a field in one read apply in the order typed: home and ctrl+k (bound
+    keys) before the digits that follow them, then enter. (Textual runs a widget's bindings
+    only after the key has bubbled up to the app, while it inserts characters at once.)"""
+    app = make_app(SMALL.replace(epochs=3))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: state(app) is RunState.FINISHED, what="finished")
+        await pilot.press("e", "tab", "tab", "tab")
+        field = app.query_one("#hp-epochs", Input)
+        assert app.focused is field
+        for key, char in [("ctrl+a", None), ("ctrl+k", None), ("5", "5"), ("backspace", None),
+                          ("6", "6"), ("left", None), ("1", "1"), ("enter", None)]:
+            app.post_message(events.Key(key, char))
+        await wait_for(pilot, lambda: app.trainer.snapshot().epochs == 16, what="16 epochs")
+        assert field.value == "16"
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+@run_async
 async def test_unknown_characters_are_marked_and_reported(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

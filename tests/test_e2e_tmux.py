@@ -1,6 +1,7 @@
 """End to end: the real `rnn-tui` command in a real terminal (tmux), read off the screen.
 
-It starts, shows epochs advancing, pauses, answers a typed prefix, and quits with status 0.
+It starts, shows epochs advancing, pauses, answers a typed prefix, takes an edited learning
+rate, and quits with status 0.
 Skipped where tmux is not installed.
 """
 
@@ -119,6 +120,15 @@ def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, siz
 
         # A terminal cannot tell escape-then-q from alt+q when they come together: wait for the
         # footer to show the app's keys again, as a person would see it.
+        term.keys("Escape")
+        term.wait_for(lambda s: "q Quit" in s, what="the app's keys after escape")
+
+        # Editing keys in one write apply in the order typed: home and ctrl+k clear the field
+        # before 0.5 is typed, then enter applies it.
+        term.keys("e")
+        term.wait_for(lambda s: "esc Leave input" in s, what="the learning rate field")
+        term.keys("C-a", "C-k", "0.5", "Enter")
+        term.wait_for(lambda s: "learning rate: 1 → 0.5" in s, what="the new learning rate")
         term.keys("Escape")
         term.wait_for(lambda s: "q Quit" in s, what="the app's keys after escape")
         term.keys("q")

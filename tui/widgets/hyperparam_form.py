@@ -22,6 +22,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from engine.config import IMPLEMENTATIONS, ITERATORS, LIVE_FIELDS, ConfigError, TrainConfig, check_field
 
 from ..messages import LiveSettingChanged, RestartRequested
+from .ordered_input import OrderedInput
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class FieldRow(Widget):
                 yield Select([(o, o) for o in options], value=str(self.value), allow_blank=False,
                              compact=True, id=f"hp-{self.spec.name}", tooltip=self.spec.help)
             else:
-                yield Input(show_value(self.value), compact=True, id=f"hp-{self.spec.name}",
+                yield OrderedInput(show_value(self.value), compact=True, id=f"hp-{self.spec.name}",
                             tooltip=self.spec.help, select_on_focus=True)
         yield Static(id=f"hp-{self.spec.name}-error", classes="hp-error", markup=False)
 

@@ -14,6 +14,7 @@ from engine.generate import Prediction
 
 from .. import format as fmt
 from ..messages import PredictionRequested
+from .ordered_input import OrderedInput
 from .top_chars import TopChars
 
 DEBOUNCE_S = 0.2
@@ -58,14 +59,14 @@ class PromptPanel(Vertical):
         self._requested: tuple[str, int, float] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="type a prefix, e.g. time traveller", id="prompt-input",
+        yield OrderedInput(placeholder="type a prefix, e.g. time traveller", id="prompt-input",
                     compact=True, select_on_focus=False)
         with Horizontal(id="prompt-controls"):
             yield Label("length", classes="control-label")
-            yield Input(str(DEFAULT_LENGTH), id="prompt-length", compact=True,
+            yield OrderedInput(str(DEFAULT_LENGTH), id="prompt-length", compact=True,
                         restrict=r"[0-9]*", max_length=3, tooltip=f"characters to generate, 1 to {MAX_LENGTH}")
             yield Label("temp", classes="control-label")
-            yield Input("0", id="prompt-temperature", compact=True, max_length=6,
+            yield OrderedInput("0", id="prompt-temperature", compact=True, max_length=6,
                         tooltip="0 picks the likeliest character (the book's greedy "
                                 "prediction); above 0 samples, more freely as it grows")
             yield Static("greedy", id="prompt-mode", markup=False)
