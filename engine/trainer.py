@@ -413,19 +413,22 @@ class Trainer:
 
     def run(self, keep_alive: bool = False) -> Snapshot:
         """Train until the last epoch or stop(). With keep_alive, go on serving predictions
-        after training ends, until stop(). Errors end in the ERROR state, never raise; a
+        after training ends, until stop(), and train on if the number of epochs is raised. Errors end in the ERROR state, never raise; a
         diverged epoch pauses in the DIVERGED state until resume() (after, say, set_lr) or stop()."""
         self.thread = threading.current_thread()
         try:
             self.setup()
-            self._set_state(RunState.PAUSED if self._paused else RunState.TRAINING)
-            while self._epoch < self._epochs:
-                try:
-                    self._train_epoch()
-                except _DivergedError as e:
-                    self._on_diverged(e)
-            self._set_state(RunState.FINISHED)
-            self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
+            while True:
+                self._set_state(RunState.PAUSED if self._paused else RunState.TRAINING)
+                while self._epoch < self._epochs:
+                    try:
+                        self._train_epoch()
+                    except _DivergedError as e:
+                        self._on_diverged(e)
+                self._set_state(RunState.FINISHED)
+                self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
+                if not (keep_alive and self._wait_for_more_epochs()):
+                    break
         except _Stop:
             if self._epoch_tokens_per_sec:  # a part-epoch's speed is not the run's
                 self._tokens_per_sec = self._epoch_tokens_per_sec
@@ -576,6 +579,23 @@ class Trainer:
                 request.future.set_result(request.work())
             except Exception as e:  # noqa: BLE001 - the asker shows it
                 request.future.set_exception(e)
+
+    def _wait_for_more_epochs(self) -> bool:
+        """After the last epoch: serve requests and apply settings until epochs is raised past
+        the current epoch (True: train on, as one uninterrupted run would) or stop() (False)."""
+        while True:
+            self._serve_requests()
+            with self._wake:
+                changes = self._take_pending()
+                if self._stop:
+                    return False
+                if self._requests.empty() and not changes and self._epochs <= self._epoch:
+                    self._wake.wait(timeout=0.25)
+            for event in changes:
+                self._emit(event)
+            if self._epochs > self._epoch:
+                self._publish(batch=0)
+                return True
 
     def _serve_until_stopped(self) -> None:
         while True:

@@ -278,6 +278,24 @@ async def test_editing_keys_in_a_burst_apply_in_order(make_app):
 
 
 @run_async
+async def test_raising_epochs_after_the_end_trains_on(make_app):
+    app = make_app(SMALL.replace(epochs=2))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: state(app) is RunState.FINISHED, what="finished")
+        await pilot.pause(0.3)
+        assert "e: +epochs" in str(app.query_one("#training").border_subtitle)
+        await pilot.press("space")  # says how to go on
+        assert any("raise epochs (e) to train on" in n for n in notifications(app))
+        await pilot.press("e", "tab", "tab", "tab", *"4", "enter")
+        await wait_for(pilot, lambda: app.last_snapshot.epoch == 4
+                       and state(app) is RunState.FINISHED, what="4 epochs, finished again")
+        assert any("Training goes on from epoch 2 to 4" in n for n in notifications(app))
+        assert len(app.trainer.snapshot().history) == 4
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+@run_async
 async def test_unknown_characters_are_marked_and_reported(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

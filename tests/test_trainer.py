@@ -132,6 +132,29 @@ def test_keep_alive_serves_predictions_after_training(timemachine_corpus):
     assert not thread.is_alive()
 
 
+@pytest.mark.parametrize("iterator", ["sequential", "random"])
+def test_raising_epochs_after_the_end_trains_on_exactly(timemachine_corpus, iterator):
+    """A finished run kept alive (as the app keeps it) trains on when its epochs are raised,
+    and gives the numbers of one uninterrupted run."""
+    whole = make(timemachine_corpus, epochs=5, iterator=iterator, seed=4).run()
+    trainer = make(timemachine_corpus, epochs=3, iterator=iterator, seed=4)
+    thread = _start(trainer, keep_alive=True)
+    assert _wait(lambda: trainer.snapshot().state == RunState.FINISHED)
+    assert trainer.snapshot().epoch == 3
+    trainer.set_epochs(3)  # not more: it stays finished
+    assert trainer.request_prediction("the", 5).result(timeout=10).prefix == "the"
+    assert trainer.snapshot().state == RunState.FINISHED
+    trainer.set_epochs(5)
+    assert _wait(lambda: trainer.snapshot().epoch == 5
+                 and trainer.snapshot().state == RunState.FINISHED)
+    assert trainer.snapshot().history == whole.history
+    finished = [e.epoch for e in trainer.events() if isinstance(e, Finished)]
+    assert finished == [3, 5]
+    trainer.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and trainer.snapshot().state == RunState.FINISHED
+
+
 def test_huge_learning_rate_diverges_pauses_and_recovers(timemachine_corpus):
     trainer = make(timemachine_corpus, epochs=3, lr=1000.0)
     thread = _start(trainer)

@@ -308,7 +308,15 @@ class RnnTuiApp(App[int]):
             self.notify(str(e), title="Not applied", severity="error", markup=False)
             return
         state = self._state()
-        if message.name == "epochs" and state in ENDED:
+        done = self.last_snapshot.epoch if self.last_snapshot is not None else 0
+        if message.name == "epochs" and state is RunState.FINISHED:
+            if message.value > done:
+                self.notify(f"Training goes on from epoch {done} to {message.value}.",
+                            title="Epochs", timeout=6)
+            else:
+                self.notify(f"The run finished at epoch {done}; more epochs than that train on.",
+                            title="Epochs", timeout=6)
+        elif message.name == "epochs" and state in ENDED:
             self.notify("This run has ended; the new number of epochs counts from a restart (r).",
                         title="Epochs", timeout=6)
         elif message.name == "lr" and state is RunState.DIVERGED:
@@ -381,6 +389,10 @@ class RnnTuiApp(App[int]):
 
     def action_toggle_pause(self) -> None:
         if self.trainer is None:
+            return
+        if self._state() is RunState.FINISHED:
+            self.notify("Training has finished; raise epochs (e) to train on, or r starts a "
+                        "new run.", timeout=4)
             return
         if self._state() in ENDED:
             self.notify(f"Training has {self._state().value}; r starts a new run.", timeout=4)

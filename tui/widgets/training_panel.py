@@ -21,7 +21,7 @@ SPARK_REDRAW_S = 1.0
 
 HINTS = {
     RunState.PAUSED: "paused · space resumes · n steps",
-    RunState.FINISHED: "finished · r restarts",
+    RunState.FINISHED: "finished · e: +epochs · r restarts",
     RunState.DIVERGED: "diverged · lower the learning rate (e), then space",
     RunState.ERROR: "error · fix the settings, then r",
     RunState.STOPPED: "stopped",
