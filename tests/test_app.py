@@ -570,6 +570,39 @@ async def test_a_recorded_run_is_saved_on_quit_and_resumes(make_app, tmp_path, t
 
 
 @run_async
+async def test_a_restart_says_where_the_recorded_run_is_kept(tmp_path, timemachine_corpus):
+    from engine.checkpoint import load_checkpoint
+
+    run_dir = tmp_path / "run"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
+                    autosave_every=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app, 2)
+        first = app.trainer
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert f"is saved in {run_dir}." in app.screen.body
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.trainer is not first and app.recorder.run_dir
+                       not in (None, run_dir), what="a new run in a directory of its own")
+        assert load_checkpoint(run_dir / "checkpoint.pt").epoch >= 2
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_an_unrecorded_restart_says_its_progress_is_dropped(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.body.endswith("is dropped.")
+        await pilot.press("n", "q")
+    assert app.return_code == 0
+
+
+@run_async
 async def test_quit_asks_when_progress_could_not_be_saved(make_app, tmp_path, timemachine_corpus):
     app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(tmp_path / "run"))
     async with app.run_test(size=SIZE) as pilot:

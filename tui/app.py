@@ -421,7 +421,12 @@ class RnnTuiApp(App[int]):
         snap = self.last_snapshot
         progress = (f" (epoch {snap.epoch} of {snap.epochs})" if snap is not None and snap.epoch
                     else "")
-        body = f"Training starts again from scratch; this run's progress{progress} is dropped."
+        recorder = self.recorder
+        if recorder is not None and recorder.run_dir is not None:
+            kept = f"is saved in {recorder.run_dir}"  # the recorder checkpoints it as it stops
+        else:
+            kept = "is dropped"
+        body = f"Training starts again from scratch; this run's progress{progress} {kept}."
         details = "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
                             for name, (old, new) in diff.items()) or "Same settings, a new model."
 
