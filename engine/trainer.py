@@ -413,8 +413,9 @@ class Trainer:
 
     def run(self, keep_alive: bool = False) -> Snapshot:
         """Train until the last epoch or stop(). With keep_alive, go on serving predictions
-        after training ends, until stop(), and train on if the number of epochs is raised. Errors end in the ERROR state, never raise; a
-        diverged epoch pauses in the DIVERGED state until resume() (after, say, set_lr) or stop()."""
+        after training ends, until stop(), and train on if the number of epochs is raised.
+        Errors end in the ERROR state, never raise; a diverged epoch pauses in the DIVERGED
+        state until resume() (after, say, set_lr) or stop()."""
         self.thread = threading.current_thread()
         try:
             self.setup()

@@ -94,8 +94,9 @@ class FieldRow(Widget):
                 yield Select([(o, o) for o in options], value=str(self.value), allow_blank=False,
                              compact=True, id=f"hp-{self.spec.name}", tooltip=self.spec.help)
             else:
-                yield OrderedInput(show_value(self.value), compact=True, id=f"hp-{self.spec.name}",
-                            tooltip=self.spec.help, select_on_focus=True)
+                yield OrderedInput(show_value(self.value), compact=True,
+                                   id=f"hp-{self.spec.name}", tooltip=self.spec.help,
+                                   select_on_focus=True)
         yield Static(id=f"hp-{self.spec.name}-error", classes="hp-error", markup=False)
 
 

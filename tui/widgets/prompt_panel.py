@@ -59,16 +59,17 @@ class PromptPanel(Vertical):
         self._requested: tuple[str, int, float] | None = None
 
     def compose(self) -> ComposeResult:
-        yield OrderedInput(placeholder="type a prefix, e.g. time traveller", id="prompt-input",
-                    compact=True, select_on_focus=False)
+        yield OrderedInput(placeholder="type a prefix, e.g. time traveller",
+                           id="prompt-input", compact=True, select_on_focus=False)
         with Horizontal(id="prompt-controls"):
             yield Label("length", classes="control-label")
             yield OrderedInput(str(DEFAULT_LENGTH), id="prompt-length", compact=True,
-                        restrict=r"[0-9]*", max_length=3, tooltip=f"characters to generate, 1 to {MAX_LENGTH}")
+                               restrict=r"[0-9]*", max_length=3,
+                               tooltip=f"characters to generate, 1 to {MAX_LENGTH}")
             yield Label("temp", classes="control-label")
             yield OrderedInput("0", id="prompt-temperature", compact=True, max_length=6,
-                        tooltip="0 picks the likeliest character (the book's greedy "
-                                "prediction); above 0 samples, more freely as it grows")
+                               tooltip="0 picks the likeliest character (the book's greedy "
+                                       "prediction); above 0 samples, more freely as it grows")
             yield Static("greedy", id="prompt-mode", markup=False)
         yield Static(id="prompt-output", markup=False)
         yield Static(id="prompt-unknown", markup=False)
