@@ -286,6 +286,8 @@ async def test_raising_epochs_after_the_end_trains_on(make_app):
         assert "e: +epochs" in str(app.query_one("#training").border_subtitle)
         await pilot.press("space")  # says how to go on
         assert any("raise epochs (e) to train on" in n for n in notifications(app))
+        await pilot.press("h")  # the learning rate of the epochs to come
+        await wait_for(pilot, lambda: app.trainer.snapshot().lr == SMALL.lr / 2, what="lr halved")
         await pilot.press("e", "tab", "tab", "tab", *"4", "enter")
         await wait_for(pilot, lambda: app.last_snapshot.epoch == 4
                        and state(app) is RunState.FINISHED, what="4 epochs, finished again")

@@ -497,9 +497,11 @@ class RnnTuiApp(App[int]):
 
     def action_halve_lr(self) -> None:
         """The way out of a divergence: half the learning rate, and go on from the last good
-        epoch. While training, it only halves."""
+        epoch. While training, or after the last epoch (for epochs added later), it only
+        halves."""
         snap = self.last_snapshot
-        if self.trainer is None or snap is None or snap.state in ENDED:
+        if self.trainer is None or snap is None or snap.state in (RunState.STOPPED,
+                                                                  RunState.ERROR):
             self.notify("No run to change; r starts a new one.", timeout=4)
             return
         new = snap.lr / 2
