@@ -60,3 +60,14 @@ def perplexity(mean_loss: float) -> float:
         return math.exp(mean_loss)
     except OverflowError:
         return math.inf
+
+
+# An epoch whose mean loss is this many times a uniform guess's (log V nats) has blown up: its
+# perplexity is above V ** 1.5 (148 for the book's 28 characters), worse than guessing at random.
+DIVERGED_LOSS_FACTOR = 1.5
+
+
+def diverged(mean_loss: float, vocab_size: int) -> bool:
+    """Whether an epoch's mean loss says the run has blown up (not finite, or far worse than a
+    uniform guess over the vocabulary)."""
+    return not math.isfinite(mean_loss) or mean_loss > DIVERGED_LOSS_FACTOR * math.log(vocab_size)

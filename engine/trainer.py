@@ -34,13 +34,11 @@ from .data import SeqDataLoader, load_corpus
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
 from .generate import Prediction, predict
 from .implementations import Implementation, get_implementation
-from .train import perplexity
+from .train import diverged, perplexity
 
 PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
 MAX_HISTORY = 4096         # per-epoch points kept; beyond that the history is halved
 MAX_SAMPLES = 50           # sample rounds kept, newest first
-# A mean loss this far above a uniform guess (log V nats) means the run has blown up.
-DIVERGED_LOSS_FACTOR = 10.0
 
 
 class RunState(str, enum.Enum):
@@ -365,6 +363,8 @@ class Trainer:
 
     def _set(self, name: str, value) -> None:
         value = cfg.check_field(name, value)
+        if name == "epochs" and value < self._epoch:
+            raise ConfigError(f"epochs must be at least {self._epoch}, the epochs already trained")
         with self._wake:
             self._pending[name] = value
             self._wake.notify_all()
@@ -426,6 +426,9 @@ class Trainer:
                         self._train_epoch()
                     except _DivergedError as e:
                         self._on_diverged(e)
+                # Epochs lowered to the one in progress: that epoch was finished, and is the last.
+                self._epochs = max(self._epochs, self._epoch)
+                self._publish(batch=0)
                 self._set_state(RunState.FINISHED)
                 self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
                 if not (keep_alive and self._wait_for_more_epochs()):
@@ -620,8 +623,7 @@ class Trainer:
                 request.future.set_exception(RuntimeError("the trainer has stopped"))
 
     def _check_diverged(self, mean_loss: float, batch: int) -> None:
-        limit = DIVERGED_LOSS_FACTOR * math.log(len(self.vocab))
-        if math.isfinite(mean_loss) and mean_loss <= limit:
+        if not diverged(mean_loss, len(self.vocab)):
             return
         # Put back the parameters of the last good epoch, so the model is usable again.
         with torch.no_grad():

@@ -117,6 +117,35 @@ def test_live_settings_apply_between_batches(timemachine_corpus):
     assert changes["lr"] == 0.5 and changes["clip"] == 2.5
 
 
+def test_epochs_cannot_go_below_the_epochs_trained(timemachine_corpus):
+    trainer = make(timemachine_corpus, epochs=10_000)
+    thread = _start(trainer)
+    assert _wait(lambda: trainer.snapshot().epoch >= 2)
+    trainer.pause()
+    assert _wait(lambda: trainer.snapshot().state == RunState.PAUSED)
+    done = trainer.snapshot().epoch
+    with pytest.raises(ConfigError, match=f"epochs must be at least {done}, the epochs already "
+                                          "trained"):
+        trainer.set_epochs(done - 1)
+    # Lowered to the epochs trained: the epoch in progress is finished and is the last.
+    trainer.set_epochs(done)
+    trainer.resume()
+    thread.join(timeout=30)
+    snap = trainer.snapshot()
+    assert snap.state == RunState.FINISHED
+    assert snap.epochs == snap.epoch and snap.epoch in (done, done + 1)
+
+
+def test_an_epoch_far_worse_than_guessing_counts_as_diverged():
+    import math
+    from engine.train import diverged
+    uniform = math.log(28)  # the loss of a uniform guess over the book's 28 characters
+    assert not diverged(uniform, 28) and not diverged(1.4 * uniform, 28)
+    assert diverged(1.6 * uniform, 28)  # perplexity above 28 ** 1.5, about 148
+    assert diverged(30.0, 28)  # perplexity 1e13: it was accepted before
+    assert diverged(float("nan"), 28) and diverged(float("inf"), 28)
+
+
 def test_keep_alive_serves_predictions_after_training(timemachine_corpus):
     trainer = make(timemachine_corpus, epochs=1)
     thread = _start(trainer, keep_alive=True)
