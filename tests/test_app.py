@@ -150,6 +150,9 @@ async def test_n_trains_one_batch_while_paused(make_app):
         await wait_for(pilot, lambda: batches() == before + 1, what="one batch")
         await pilot.pause(0.4)
         assert batches() == before + 1 and state(app) is RunState.PAUSED
+        snap = app.trainer.snapshot()  # the stats say where the next step goes
+        where = f"batch {snap.batch}/{snap.batches_per_epoch} of epoch {snap.epoch + 1}"
+        await wait_for(pilot, lambda: where in text_of(app, "#stats"), what=where)
         await pilot.press("q")
 
 
@@ -237,6 +240,32 @@ async def test_typing_a_prefix_shows_a_continuation(make_app):
         await pilot.press("q")  # typed into the prompt: the app goes on
         assert app.is_running and prompt.prefix == "time q"
         await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_the_prompt_answers_for_the_model_as_it_is_now(make_app):
+    """The answer follows the model: after a step while paused, and at the end of a run."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app)
+        await pause(pilot, app)
+        await pilot.press("g", *"time")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None
+                       and prompt.prediction.prefix == "time", what="an answer")
+        await pilot.pause(0.3)
+        before = prompt.prediction
+        await pilot.press("escape", "n")  # one batch: new weights, a new answer
+        await wait_for(pilot, lambda: prompt.prediction is not before, what="a new answer")
+        assert prompt.prediction.top != before.top
+        last = app.trainer.snapshot().epoch + 1
+        app.trainer.set_epochs(last)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: state(app) is RunState.FINISHED, what="finished")
+        await wait_for(pilot, lambda: prompt.epoch == last, what="the answer of the last epoch")
+        assert f"epoch {last}" in str(prompt.border_subtitle)
+        await pilot.press("q")
     assert app.return_code == 0
 
 

@@ -58,6 +58,8 @@ STOP_WAIT_S = 30.0             # a stopped trainer ends within one batch; a down
 
 TrainerFactory = Callable[[TrainConfig, "Corpus | None"], Any]
 ENDED = (RunState.FINISHED, RunState.STOPPED, RunState.ERROR)
+# States in which the trainer's thread answers the prompt.
+ANSWERING = (RunState.TRAINING, RunState.PAUSED, RunState.DIVERGED, RunState.FINISHED)
 # A diverged run waits, paused, with its last good parameters: lower the lr and resume.
 HALTED = (RunState.PAUSED, RunState.DIVERGED)
 
@@ -98,7 +100,8 @@ class RnnTuiApp(App[int]):
         self._devices = tuple(dict.fromkeys(("auto", *available_devices(), config.device)))
         self._prediction_token = 0
         self._prediction_answered = 0
-        self._prediction_epoch: int | None = None
+        # The trainer's (epoch, batch) when the prompt's answer was asked for: the model it shows.
+        self._prediction_version: tuple[int, int] | None = None
         self._prediction_time = 0.0
         self._restarting = False
 
@@ -263,6 +266,8 @@ class RnnTuiApp(App[int]):
         self._prediction_token += 1
         token = self._prediction_token
         self._prediction_time = time.monotonic()
+        snap = trainer.snapshot()
+        self._prediction_version = (snap.epoch, snap.batch)
         future = trainer.request_prediction(message.prefix, message.num_preds, message.temperature)
 
         def answered(f) -> None:  # on the trainer's thread: post, never wait
@@ -281,19 +286,22 @@ class RnnTuiApp(App[int]):
             return  # a newer request is on its way
         snap = self.last_snapshot
         prompt = self.query_one(PromptPanel)
-        self._prediction_epoch = snap.epoch if snap is not None else None
         error = message.error
         if error and self.info is None and snap is not None and snap.state is RunState.ERROR:
             error = f"no model to ask: {snap.message}"
-        prompt.epoch = self._prediction_epoch
+        prompt.epoch = self._prediction_version[0] if self._prediction_version else None
         prompt.error = error or ""
         prompt.prediction = message.prediction
 
     def _maybe_refresh_prediction(self, snap: Snapshot) -> None:
-        """While training, show the model's current answer to the prompt, about once a second."""
-        if (snap.state is RunState.TRAINING and snap.epoch != self._prediction_epoch
+        """Show the current model's answer to the prompt: after a step, a finished epoch or an
+        opened checkpoint, and while training about once a second."""
+        if snap.state not in ANSWERING or self.info is None:  # no model, or no trainer to ask
+            return
+        if ((snap.epoch, snap.batch) != self._prediction_version
                 and self._prediction_answered == self._prediction_token
-                and time.monotonic() - self._prediction_time >= PREDICTION_REFRESH_S):
+                and (snap.state is not RunState.TRAINING
+                     or time.monotonic() - self._prediction_time >= PREDICTION_REFRESH_S)):
             prompt = self.query_one(PromptPanel)
             if prompt.prefix and not prompt.error:
                 prompt.refresh_prediction()
@@ -359,7 +367,7 @@ class RnnTuiApp(App[int]):
             self.query_one(HyperparamForm).config = config
             prompt = self.query_one(PromptPanel)
             prompt.prediction = None
-            self._prediction_epoch = None
+            self._prediction_version = None
             self.start_training()
             prompt.refresh_prediction()
         finally:

@@ -130,7 +130,8 @@ class TrainingPanel(Vertical):
             # A new list each time: Sparkline repaints on assignment only. Log scale, so that
             # the late gains (1.5 to 1.1) show as well as the early fall (28 to 10).
             self.query_one("#sparkline", Sparkline).data = [log_scale(p) for p in snap.history]
-            self._update("#sparkline-caption", self._caption(snap, self.content_size.width))
+        # The caption is cheap: it keeps up with the numbers above it.
+        self._update("#sparkline-caption", self._caption(snap, self.content_size.width))
 
     @staticmethod
     def _stats(snap: Snapshot, width: int) -> Content:
@@ -140,7 +141,11 @@ class TrainingPanel(Vertical):
         head = Content.assemble(("epoch ", label), (f"{snap.epoch}", value), (f"/{snap.epochs} ", ""))
         percent = f" {100 * fraction:3.0f}%"
         bar = progress_bar(fraction, width - head.cell_length - len(percent))
-        parts: list = [head, bar, (percent, ""), "\n\n"]
+        parts: list = [head, bar, (percent, ""), "\n"]
+        if snap.state is RunState.PAUSED and snap.batches_per_epoch:  # where n steps to
+            parts.append((f"batch {snap.batch}/{snap.batches_per_epoch} of epoch {snap.epoch + 1}",
+                          label))
+        parts.append("\n")
         rows = [
             (("perplexity", fmt.number(snap.perplexity, 4)), ("loss", fmt.number(snap.loss, 4))),
             (("tokens/s", fmt.rate(snap.tokens_per_sec, unit="")),
