@@ -694,7 +694,13 @@ async def test_h_halves_the_learning_rate_and_resumes_after_divergence(make_app)
                        what="the offer")
         await pilot.press("h")
         await wait_for(pilot, lambda: app.trainer.snapshot().lr == 5e5, what="the halved lr")
-        assert any("1e+06 → 500000, resuming" in n for n in notifications(app))
+        await wait_for(pilot, lambda: any("learning rate:" in n and "500000" in n
+                                          for n in notifications(app)), what="the change shown")
+        await pilot.pause(0.3)
+        # One notification for the change (the trainer's), one for what happens next.
+        changes = [n for n in notifications(app) if "learning rate: 1e+06 → 500000" in n.lower()]
+        assert len(changes) == 1 and changes[0].startswith("Applied at epoch")
+        assert any("Resuming from the last good epoch." in n for n in notifications(app))
         await pilot.press("q")
     assert app.return_code == 0
 

@@ -249,10 +249,10 @@ class RnnTuiApp(App[int]):
                         timeout=8, markup=False)
         elif isinstance(event, Diverged):
             self.notify(f"{event.message} Press h to halve the learning rate and resume.",
-                        title="Training diverged", severity="error", timeout=30, markup=False)
+                        title="Training diverged", severity="error", timeout=10, markup=False)
         elif isinstance(event, Failed):
             self.notify(event.message, title="Training stopped with an error", severity="error",
-                        timeout=30, markup=False)
+                        timeout=10, markup=False)
         elif isinstance(event, (EpochDone, SampleReady)):
             pass  # the snapshot carries these
 
@@ -413,6 +413,9 @@ class RnnTuiApp(App[int]):
     def action_step(self) -> None:
         if self.trainer is None:
             return
+        if self._state() in ENDED:
+            self.action_toggle_pause()  # says how to go on
+            return
         if self._state() not in HALTED:
             self.notify("n trains one batch while paused; space pauses first.", timeout=4)
             return
@@ -512,13 +515,10 @@ class RnnTuiApp(App[int]):
                                                                   RunState.ERROR):
             self.notify("No run to change; r starts a new one.", timeout=4)
             return
-        new = snap.lr / 2
-        self.trainer.set_lr(new)
-        diverged = snap.state is RunState.DIVERGED
-        if diverged:
+        self.trainer.set_lr(snap.lr / 2)  # the trainer's SettingChanged is shown when applied
+        if snap.state is RunState.DIVERGED:
             self.trainer.resume()
-        self.notify(f"{snap.lr:g} → {new:g}" + (", resuming from the last good epoch" if diverged
-                                                else ""), title="Learning rate", timeout=6)
+            self.notify("Resuming from the last good epoch.", title="Diverged", timeout=4)
 
     def action_save(self) -> None:
         """Checkpoint the last finished epoch now; the trainer's thread writes it."""
