@@ -417,6 +417,19 @@ async def test_q_exits_with_0_and_the_worker_thread_ends(make_app):
     assert app.trainer.snapshot().state is RunState.STOPPED
 
 
+@pytest.mark.parametrize("field", ["#prompt-input", "#hp-lr"])
+@run_async
+async def test_ctrl_c_quits_from_a_field_too(make_app, field):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app)
+        await pilot.press("g" if field == "#prompt-input" else "e")
+        assert app.focused is app.query_one(field, Input)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
+    assert app.return_code == 0 and app.run_ended.is_set()
+
+
 @run_async
 async def test_escape_leaves_an_input_and_the_keys_work_again(make_app):
     app = make_app()
@@ -443,7 +456,7 @@ async def test_help_lists_every_key(make_app):
             shown = [str(w.render()) for w in app.screen.query(".help-key, .help-text")]
             for spec in KEYS:
                 assert spec.help in shown
-            for key in ("space", "n", "r", "g", "esc", "e", "p", "? or f1", "s", "o", "q or ^c"):
+            for key in ("space", "n", "r", "g", "esc", "e", "p", "? or f1", "s", "o", "q", "^c"):
                 assert key in shown
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)

@@ -581,6 +581,10 @@ class RnnTuiApp(App[int]):
 
         self.push_screen(ConfirmScreen("Quit?", reason, confirm="Quit"), answered)
 
+    async def action_interrupt(self) -> None:
+        """ctrl+c: quit as q does, but also from a field (q would be typed into it)."""
+        await self.action_quit()
+
     async def quit(self) -> None:
         """Stop the trainer (it ends within a batch) and exit with status 0; on_unmount waits."""
         if self.trainer is not None:

@@ -28,6 +28,8 @@ class KeySpec:
     # Single printable keys would be typed into a focused input instead: the footer hides
     # them while one is focused and shows how to leave it.
     typed: bool = True
+    # Acts before a focused widget sees the key (a focused Input would take ctrl+c to copy).
+    priority: bool = False
 
 
 KEYS: tuple[KeySpec, ...] = (
@@ -56,15 +58,18 @@ KEYS: tuple[KeySpec, ...] = (
             "Write a checkpoint of the last finished epoch now", "App"),
     KeySpec("open", "o", "open_checkpoint", "Open",
             "Open a saved checkpoint and continue its run", "App", show=False),
-    KeySpec("quit", "q,ctrl+c", "quit", "Quit",
-            "Stop training, save a checkpoint, and quit", "App", key_display="q"),
+    KeySpec("quit", "q", "quit", "Quit",
+            "Stop training, save a checkpoint, and quit", "App"),
+    KeySpec("interrupt", "ctrl+c", "interrupt", "Quit",
+            "The same, from anywhere: also while typing in a field", "App", show=False,
+            typed=False, priority=True),
 )
 
 SECTIONS = ("Training", "Panels", "App")
 
 APP_BINDINGS: list[Binding] = [
     Binding(k.key, k.action, k.description, show=k.show, key_display=k.key_display,
-            id=k.id, tooltip=k.help)
+            id=k.id, tooltip=k.help, priority=k.priority)
     for k in KEYS
 ]
 

@@ -13,8 +13,8 @@ class TrainingCommands(Provider):
     def _commands(self):
         keymap = getattr(self.app, "_keymap", {}) or {}
         for spec in KEYS:
-            if spec.action == "leave_input":
-                continue  # meaningless from the palette, which has taken the focus
+            if spec.action in ("leave_input", "interrupt"):
+                continue  # meaningless from the palette, which has taken the focus; q's twin
             keys = keymap.get(spec.id, spec.key).replace("question_mark", "?")
             yield spec.description, f"{spec.help} ({keys})", spec.action
 
