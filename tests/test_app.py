@@ -520,6 +520,9 @@ async def test_an_error_in_the_worker_is_shown_and_the_app_stays_usable(make_app
         await wait_for(pilot, lambda: any(n.startswith("Training stopped with an error")
                                           for n in notifications(app)))
         assert "does not exist" in text_of(app, "#training-message")
+        await wait_for(pilot, lambda: "the run could not start" in text_of(app, "#status-run"),
+                       what="the header")
+        assert "loading" not in text_of(app, "#status-run")
         await pilot.press("g", "a")
         prompt = app.query_one(PromptPanel)
         await wait_for(pilot, lambda: prompt.error != "", what="the prompt's answer")

@@ -51,6 +51,8 @@ class StatusBar(Horizontal):
 
     def watch_state(self, old: RunState, new: RunState) -> None:
         self._render_state()
+        if self.info is None:
+            self._render_run()
 
     def _render_run(self) -> None:
         if not self._ready:
@@ -60,8 +62,9 @@ class StatusBar(Horizontal):
         sep = (" │ ", "$text-muted")
         info = self.info
         if info is None:
-            run.update(Content.assemble(title, sep, ("loading the corpus and building the model…",
-                                                     "$text-muted")))
+            waiting = ("no model: the run could not start" if self.state is RunState.ERROR
+                       else "loading the corpus and building the model…")
+            run.update(Content.assemble(title, sep, (waiting, "$text-muted")))
             return
         # As much as fits: the implementation's detail ("oneDNN fused kernels"), the token and
         # parameter counts only where there is room.
