@@ -391,6 +391,24 @@ async def test_restart_with_a_new_hidden_size_rebuilds_the_model(make_app):
 
 
 @run_async
+async def test_restart_refuses_an_invalid_live_field(make_app):
+    """A learning rate typed wrong and left (tab) is not silently replaced by the one in force."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        trainer = app.trainer
+        await pilot.press("e", "0", "tab")
+        assert app.query_one("#hp-lr", Input).value == "0"
+        await pilot.press("escape", "r")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen) and app.trainer is trainer
+        assert any("Cannot restart" in n and "lr must be greater than 0" in n
+                   and "escape puts back 1" in n for n in notifications(app))
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
 async def test_restart_can_be_cancelled(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

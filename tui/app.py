@@ -340,6 +340,10 @@ class RnnTuiApp(App[int]):
         """The config a restart would use and what it changes: the form's restart fields, the
         live values in force. Raises ConfigError with a message."""
         form = self.query_one(HyperparamForm)
+        unapplied = [f"{form.error(name)} (escape puts back {show_value(form.live[name])})"
+                     for name in LIVE_FIELDS if form.error(name)]
+        if unapplied:  # not silently the value in force: the person sees what they typed
+            raise ConfigError("; ".join(unapplied))
         changes = form.restart_changes()
         live = dict(form.live)
         config = self.config.replace(**changes, **live)
