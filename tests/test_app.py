@@ -244,6 +244,30 @@ async def test_typing_a_prefix_shows_a_continuation(make_app):
 
 
 @run_async
+async def test_a_long_prefix_shows_its_end_and_the_continuation(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        prompt = app.query_one(PromptPanel)
+        long = "x" * 2990 + " the time traveller"
+        app.query_one("#prompt-input", Input).value = long  # as a paste puts it
+        await pilot.pause(0.05)
+        shown = text_of(app, "#prompt-output")  # before the answer: the prefix, not the hint
+        assert shown.startswith("…") and shown.endswith("the time traveller…")
+        await wait_for(pilot, lambda: prompt.prediction is not None, what="an answer")
+        await pilot.pause(0.1)
+        p = prompt.prediction
+        shown = text_of(app, "#prompt-output")
+        assert shown.startswith("…") and shown.endswith("the time traveller" + p.text)
+        width = app.query_one("#prompt-output").content_size.width
+        assert len(shown) <= 1 + 2 * width + len(p.text)  # two lines of prefix at most
+        assert f"only the last {len(p.prefix):,} characters were read" in text_of(
+            app, "#prompt-unknown")
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+@run_async
 async def test_the_prompt_answers_for_the_model_as_it_is_now(make_app):
     """The answer follows the model: after a step while paused, and at the end of a run."""
     app = make_app()

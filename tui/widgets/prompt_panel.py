@@ -18,6 +18,7 @@ from .ordered_input import OrderedInput
 from .top_chars import TopChars
 
 DEBOUNCE_S = 0.2
+PREFIX_LINES = 2  # a long prefix shows its last lines: the continuation must stay in view
 MAX_LENGTH = 500
 DEFAULT_LENGTH = 50
 
@@ -100,6 +101,8 @@ class PromptPanel(Vertical):
             self.error = str(e)
             return
         self.error = ""
+        if self.prediction is None:
+            self._show()  # the prefix typed so far, until its first answer comes
         self.query_one("#prompt-mode", Static).update(
             "greedy" if temperature == 0 else "sampled")
         if self._debounce is not None:
@@ -150,16 +153,20 @@ class PromptPanel(Vertical):
         unknown = self.query_one("#prompt-unknown", Static)
         top = self.query_one("#top-chars", TopChars)
         p = self.prediction
+        room = PREFIX_LINES * max(20, output.content_size.width or self.content_size.width)
         if self.error:
             output.update(Content.styled(self.error, "$text-error"))
+        elif p is None and self.prefix:  # the first answer is on its way
+            output.update(Content.assemble(*self.tail(self.prefix, room), ("…", "$text-muted")))
         elif p is None:
             output.update(Content.styled(
-                "g, then type: the model continues your text as you type, with the odds of the next character.", "$text-muted"))
+                "g, then type: the model continues your text as you type, with the odds of the "
+                "next character.", "$text-muted"))
         else:
-            output.update(self.render_prediction(p))
+            output.update(self.render_prediction(p, room))
         top.top = p.top if p is not None else ()
         top.display = p is not None  # the panel stays small until there is something to show
-        unknown.display = bool(p is not None and (p.unknown or p.note))
+        unknown.display = bool(p is not None and (p.unknown or p.note or p.truncated))
         if unknown.display:
             unknown.update(self.render_notes(p))
         mode = "" if p is None else ("greedy" if self._requested and self._requested[2] == 0
@@ -168,13 +175,20 @@ class PromptPanel(Vertical):
         self.border_subtitle = " · ".join(x for x in (epoch, mode) if x)
 
     @staticmethod
-    def render_prediction(p: Prediction) -> Content:
-        bad = {pos - p.truncated for pos, _ in p.unknown if pos >= p.truncated}
-        parts: list = []
-        if p.truncated:
-            parts.append(("…", "$text-muted"))
-        for i, ch in enumerate(p.prefix):
-            parts.append((ch, "bold reverse $text-error" if i in bad else "bold $foreground"))
+    def tail(prefix: str, room: int, bad: frozenset[int] = frozenset(),
+             cut: bool = False) -> list[tuple[str, str]]:
+        """The end of a prefix, at most `room` characters, "…" where its start is left out;
+        the characters at the positions in `bad` marked."""
+        start = max(0, len(prefix) - room)
+        parts = [("…", "$text-muted")] if start or cut else []
+        return parts + [(ch, "bold reverse $text-error" if i in bad else "bold $foreground")
+                        for i, ch in enumerate(prefix[start:], start)]
+
+    @classmethod
+    def render_prediction(cls, p: Prediction, room: int = 10_000) -> Content:
+        """The prefix as the model read it (its end, if long) and the continuation."""
+        bad = frozenset(pos - p.truncated for pos, _ in p.unknown if pos >= p.truncated)
+        parts = cls.tail(p.prefix, room, bad, cut=bool(p.truncated))
         # A tint shows where the continuation is, even when it is only spaces.
         parts.append((p.text, "$text-success on $success 12%"))
         return Content.assemble(*parts)
@@ -185,6 +199,9 @@ class PromptPanel(Vertical):
         parts = [cls.render_unknown(p)] if p.unknown else []
         if p.note:
             parts.append(Content.styled(p.note, "$text-muted"))
+        if p.truncated:
+            parts.append(Content.styled(f"only the last {len(p.prefix):,} characters were read",
+                                        "$text-muted"))
         return Content(" · ").join(parts)
 
     @staticmethod
