@@ -777,3 +777,11 @@ async def test_resized_to_20x5_and_back(make_app):
         assert app.size == SIZE and app.screen.size == SIZE
         await pilot.press("q")
     assert app.return_code == 0
+
+
+def test_the_plot_is_labelled_in_round_perplexities_on_a_log_axis():
+    from tui.widgets.perplexity_plot import log_ticks
+    assert log_ticks(28) == [1, 2, 5, 10, 28]
+    assert log_ticks(1.1) == [1, 1.1]
+    huge = log_ticks(8e12)  # a blown-up epoch does not flatten the rest: 1e3 and 1e6 get ticks
+    assert huge[0] == 1 and huge[-1] == 8e12 and len(huge) == 5 and huge == sorted(huge)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.reactive import reactive, var
 from textual_plotext import PlotextPlot
 
 # Plotting costs more than the panels; beyond this many points, plot every k-th one.
 MAX_POINTS = 1000
+
+
+def log_ticks(top: float, most: int = 5) -> list[float]:
+    """Round perplexities from 1 to about `top`, evenly spread on a log axis."""
+    nice = [m * 10.0 ** e for e in range(16) for m in (1, 1.5, 2, 3, 5)]
+    fit = [t for t in nice if t <= top * 1.05] + [float(f"{top:.2g}")]
+    targets = [math.log10(top) * i / (most - 1) for i in range(most)]
+    return sorted({min(fit, key=lambda t: abs(math.log10(t) - x)) for x in targets})
 
 
 class PerplexityPlot(PlotextPlot):
@@ -41,10 +51,14 @@ class PerplexityPlot(PlotextPlot):
         if xs[-1] != 1 + (len(h) - 1) * self.stride:
             xs.append(1 + (len(h) - 1) * self.stride)
             ys.append(h[-1])
-        # Half blocks, not braille: braille glyphs are drawn too wide by many fonts.
-        plt.plot(xs, ys, marker="hd", color="cyan")
-        top = max(ys)
-        plt.ylim(1, max(top * 1.05, 1.1))  # perplexity is 1 at best
+        # Log scale, as the sparkline: the late gains (1.5 to 1.1) show as well as the early
+        # fall (28 to 10), and a blown-up epoch (1e12) does not flatten the rest. Plotted as
+        # log10 on a linear axis, labelled in perplexity (plotext's own log axis mislabels).
+        top = max(max(ys), 1.1)
+        plt.plot(xs, [math.log10(max(y, 1.0)) for y in ys], marker="hd", color="cyan")
+        plt.ylim(0, math.log10(top) * 1.05)  # perplexity is 1 at best
+        ticks = log_ticks(top)
+        plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
         last = max(2, xs[-1])
         plt.xlim(1, last)
         ticks = sorted({round(1 + i * (last - 1) / 4) for i in range(5)})  # whole epochs
