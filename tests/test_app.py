@@ -176,8 +176,8 @@ async def test_a_live_learning_rate_reaches_the_trainer(make_app):
 
 
 @pytest.mark.parametrize("typed, message", [
-    ("-1", "lr must be greater than 0, got -1.0"),
-    ("abc", "lr: 'abc' is not a number"),
+    ("-1", "learning rate must be greater than 0, got -1.0"),
+    ("abc", "learning rate: 'abc' is not a number"),
 ])
 @run_async
 async def test_an_invalid_field_is_refused_with_a_message(make_app, typed, message):
@@ -207,7 +207,7 @@ async def test_restart_field_validates_as_typed(make_app, tmp_path):
         form = app.query_one(HyperparamForm)
         app.query_one("#hp-num_hiddens", Input).focus()
         await pilot.press("ctrl+a", "ctrl+k", "0")
-        assert form.error("num_hiddens") == "num_hiddens must be a positive integer, got 0"
+        assert form.error("num_hiddens") == "hidden size must be a positive integer, got 0"
         app.query_one("#hp-corpus", Input).focus()
         await pilot.press(*str(tmp_path / "missing.txt"))
         assert form.error("corpus").startswith("corpus: no file")
@@ -426,7 +426,7 @@ async def test_restart_refuses_an_invalid_live_field(make_app):
         await pilot.press("escape", "r")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmScreen) and app.trainer is trainer
-        assert any("Cannot restart" in n and "lr must be greater than 0" in n
+        assert any("Cannot restart" in n and "learning rate must be greater than 0" in n
                    and "escape puts back 1" in n for n in notifications(app))
         await pilot.press("q")
     assert app.return_code == 0

@@ -65,9 +65,15 @@ def show_value(value: Any) -> str:
 
 def check(name: str, text: str) -> Any:
     """The field's value, or ConfigError saying what is wrong."""
+    label = SPECS[name].label
     if not text.strip():
-        raise ConfigError(f"{SPECS[name].label} is empty")
-    value = check_field(name, text)
+        raise ConfigError(f"{label} is empty")
+    try:
+        value = check_field(name, text)
+    except ConfigError as e:  # the engine's message names the setting; the form, its label
+        message = str(e)
+        raise ConfigError(label + message[len(name):] if message.startswith(name)
+                          else message) from None
     if name == "corpus" and value not in NAMED_CORPORA:
         path = Path(value).expanduser()
         if not path.is_file():
