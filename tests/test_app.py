@@ -7,6 +7,7 @@ import functools
 import re
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 from textual import events
@@ -237,6 +238,13 @@ async def test_typing_a_prefix_shows_a_continuation(make_app):
         # the length control changes the next request
         app.query_one("#prompt-length", Input).value = "7"
         await wait_for(pilot, lambda: len(prompt.prediction.text) == 7, what="7 characters")
+        # the engine's rule and words for the temperature
+        app.query_one("#prompt-temperature", Input).value = "-1"
+        await pilot.pause(0.05)
+        assert prompt.error == "temperature must be between 0 (greedy) and 100, got -1"
+        app.query_one("#prompt-temperature", Input).value = "0"
+        await pilot.pause(0.05)
+        assert prompt.error == ""
         await pilot.press("q")  # typed into the prompt: the app goes on
         assert app.is_running and prompt.prefix == "time q"
         await pilot.press("escape", "q")
@@ -247,13 +255,19 @@ async def test_typing_a_prefix_shows_a_continuation(make_app):
 async def test_a_long_prefix_shows_its_end_and_the_continuation(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
         await pilot.press("g")
         prompt = app.query_one(PromptPanel)
+        ask = app.trainer.request_prediction
+        app.trainer.request_prediction = lambda *args, **kwargs: Future()  # no answer yet
         long = "x" * 2990 + " the time traveller"
         app.query_one("#prompt-input", Input).value = long  # as a paste puts it
-        await pilot.pause(0.05)
+        await pilot.pause(0.3)
         shown = text_of(app, "#prompt-output")  # before the answer: the prefix, not the hint
+        assert prompt.prediction is None
         assert shown.startswith("…") and shown.endswith("the time traveller…")
+        app.trainer.request_prediction = ask
+        await pilot.press("enter")  # asks again
         await wait_for(pilot, lambda: prompt.prediction is not None, what="an answer")
         await pilot.pause(0.1)
         p = prompt.prediction
