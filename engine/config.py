@@ -75,6 +75,9 @@ FIELD_TYPES: dict[str, type] = {
 }
 
 MAX_HIDDENS = 1_000_000  # beyond this a model is hopeless anywhere (4 TB for W_hh alone)
+# Characters one generation may produce: each is a step of the model that nothing can
+# interrupt, and a sample (or a continuation on the command line) longer than this is no use.
+MAX_PREDICT_LEN = 10_000
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -148,6 +151,8 @@ def check_field(name: str, value: Any) -> Any:
         need = estimated_bytes(TrainConfig(num_hiddens=value))
         raise ConfigError(f"num_hiddens {value:,} would need about {human_bytes(need)} of memory; "
                           f"use at most {MAX_HIDDENS:,}")
+    if name == "predict_len" and value > MAX_PREDICT_LEN:
+        raise ConfigError(f"predict_len must be at most {MAX_PREDICT_LEN}, got {value}")
     if name == "prefixes" and not all(value):
         raise ConfigError("prefixes must not be empty strings")
     return value

@@ -54,12 +54,26 @@ def test_bad_input_is_a_message_and_exit_2(capsys, args, message):
     (["--epochs", "1.5"], "is not an integer"),
     (["--iter", "shuffled"], "iterator must be one of"),
     (["--hidden", "1000000000"], "would need about 6.9 EiB"),
+    (["--predict-len", "100000000"],
+     "argument --predict-len: predict_len must be at most 10000, got 100000000"),
+    (["--predict-len", "10001"], "predict_len must be at most 10000, got 10001"),
 ])
 def test_bad_flags_are_refused_by_argparse(capsys, args, message):
     with pytest.raises(SystemExit) as e:
         main(["train", "--headless", *args])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_predict_len_is_bounded_in_one_place():
+    from engine.config import MAX_PREDICT_LEN, ConfigError, TrainConfig, check_field
+    assert MAX_PREDICT_LEN == 10_000 and check_field("predict_len", "10000") == 10_000
+    args = build_parser().parse_args(["train", "--headless", "--predict-len", "10000"])
+    assert config_from_args(args).predict_len == 10_000
+    with pytest.raises(ConfigError, match=r"^predict_len must be at most 10000, got 100000000$"):
+        TrainConfig(predict_len=100_000_000).replace()
+    with pytest.raises(ConfigError, match="predict_len must be at most 10000"):
+        TrainConfig.from_dict({"predict_len": 10_001})
 
 
 @pytest.mark.parametrize("content, message", [

@@ -1,5 +1,6 @@
 """Runs that last, from the command line: settings files, resume, generate, signals."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from engine.checkpoint import load_checkpoint
-from engine.runlog import read_metrics
+from engine.runlog import default_runs_dir, read_metrics
 from tui.cli import main
 
 SMALL = ["--hidden", "32", "--max-tokens", "3000", "--batch-size", "8", "--num-steps", "10",
@@ -37,6 +38,10 @@ def test_settings_file_precedence_and_print_config(tmp_path, capsys, monkeypatch
     ("hidden = \n", "malformed TOML"),
     ("hiden = 64\n", "config.toml:1: hiden: unknown setting"),
     ("epochs = 5\nlr = 'fast'\n", "config.toml:2: lr"),
+    ("predict-len = 100000000\n",
+     "config.toml:1: predict-len: predict_len must be at most 10000, got 100000000"),
+    ("epochs = 5\npredict_len = 10001\n",
+     "config.toml:2: predict_len: predict_len must be at most 10000, got 10001"),
 ])
 def test_bad_settings_files(tmp_path, capsys, text, message):
     cfg = tmp_path / "config.toml"
@@ -112,3 +117,80 @@ def test_signal_stops_and_checkpoints(tmp_path, timemachine_path, sig):
     assert signal.Signals(sig).name in err and "Traceback" not in err
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     assert ckpt.epoch >= 3 and "stopped at epoch" in out
+
+
+def test_generate_bounds_length_and_temperature(tmp_path, capsys, timemachine_path):
+    assert main(["train", "--headless", *SMALL, "--corpus", str(timemachine_path), "--epochs", "1",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    ckpt = str(tmp_path / "a" / "checkpoint.pt")
+    capsys.readouterr()
+    bad = [(["-n", "100000000"], "argument -n/--num-chars: must be at most 10000, got 100000000"),
+           (["-n", "0"], "argument -n/--num-chars: must be a positive integer, got 0")]
+    for value, shown in (("1000", "1000"), ("inf", "inf"), ("nan", "nan"), ("-1", "-1"),
+                         ("100.5", "100.5"), ("1e9", "1000000000")):
+        bad.append((["--temperature", value], "argument --temperature: temperature must be "
+                                               f"between 0 (greedy) and 100, got {shown}"))
+    bad.append((["--temperature", "hot"], "argument --temperature: temperature: 'hot' is not a number"))
+    for args, message in bad:
+        with pytest.raises(SystemExit) as e:
+            main(["generate", "--checkpoint", ckpt, "--prefix", "the", *args])
+        captured = capsys.readouterr()
+        assert e.value.code == 2 and message in captured.err and "Traceback" not in captured.err
+        assert captured.out == ""
+    for t in ("0", "0.8", "100"):
+        assert main(["generate", "--checkpoint", ckpt, "--prefix", "the", "-n", "40",
+                     "--temperature", t]) == 0
+        out = capsys.readouterr().out.removesuffix("\n")
+        assert out.startswith("the") and len(out) == 3 + 40 and "<unk>" not in out
+    assert main(["generate", "--checkpoint", ckpt, "--prefix", "the", "-n", "10000"]) == 0
+    assert len(capsys.readouterr().out.removesuffix("\n")) == 3 + 10_000
+
+
+def test_headless_resume_of_a_finished_run_says_so_and_makes_no_run_dir(
+        tmp_path, capsys, timemachine_path):
+    assert main(["train", "--headless", *SMALL, "--corpus", str(timemachine_path), "--epochs", "2",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    ckpt = str(tmp_path / "a" / "checkpoint.pt")
+    assert load_checkpoint(ckpt).epoch == 2
+    capsys.readouterr()
+    runs = default_runs_dir()
+    before = sorted(runs.iterdir()) if runs.exists() else []
+    finished = ("rnn-tui: error: the checkpoint's run already finished at epoch 2 of 2; "
+                "pass --epochs N (more than 2) to train on")
+    for extra, message in (
+            ([], finished),
+            (["--epochs", "2"], finished),
+            (["--epochs", "1"], "rnn-tui: error: --epochs 1 is below the checkpoint's epoch 2; "
+                                "pass --epochs N (more than 2) to train on"),
+            (["--run-dir", str(tmp_path / "b")], finished)):
+        assert main(["train", "--headless", "--resume", ckpt, *extra]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and "Traceback" not in captured.err
+        assert "tokens/sec" not in captured.out and "run directory" not in captured.out
+    assert (sorted(runs.iterdir()) if runs.exists() else []) == before
+    assert not (tmp_path / "b").exists()
+    assert load_checkpoint(ckpt).epoch == 2  # the checkpoint is left as it was
+    # --print-config still shows the checkpoint's settings.
+    assert main(["train", "--headless", "--resume", ckpt, "--print-config"]) == 0
+    assert "epochs = 2" in capsys.readouterr().out
+
+
+def test_headless_resume_of_a_stopped_run_refuses_epochs_already_done(tmp_path, capsys,
+                                                                        timemachine_path):
+    """A run stopped early (epoch 2 of 5) resumes by itself, but not to fewer epochs."""
+    from engine.checkpoint import save_checkpoint
+    assert main(["train", "--headless", *SMALL, "--corpus", str(timemachine_path), "--epochs", "2",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    ckpt = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    stopped = tmp_path / "stopped.pt"
+    save_checkpoint(stopped, dataclasses.replace(ckpt, config={**ckpt.config, "epochs": 5},
+                                                 live={**ckpt.live, "epochs": 5}))
+    capsys.readouterr()
+    assert main(["train", "--headless", "--resume", str(stopped), "--epochs", "2",
+                 "--run-dir", str(tmp_path / "b")]) == 2
+    assert ("--epochs 2 is the same as the checkpoint's epoch 2; pass --epochs N (more than 2) "
+            "to train on") in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    assert main(["train", "--headless", "--resume", str(stopped),
+                 "--run-dir", str(tmp_path / "c")]) == 0
+    assert load_checkpoint(tmp_path / "c" / "checkpoint.pt").epoch == 5

@@ -12,8 +12,9 @@ from typing import Sequence
 
 from engine import __version__
 from engine.checkpoint import CheckpointError, load_checkpoint
-from engine.config import (IMPLEMENTATIONS, ITERATORS, PREPROCESS_MODES, ConfigError,
-                           TrainConfig, check_field)
+from engine.config import (IMPLEMENTATIONS, ITERATORS, MAX_PREDICT_LEN, PREPROCESS_MODES,
+                           ConfigError, TrainConfig, check_field)
+from engine.generate import MAX_TEMPERATURE, parse_temperature
 from engine.settings import (DEFAULT_SOURCE, FLAG_FIELDS, SettingsError, default_config_path, load_settings,
                              merge, render_config, value_sources)
 from engine.trainer import resume_config
@@ -81,6 +82,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _num_chars(text: str) -> int:
+    """-n of `generate`: as many characters as a sample may have (predict_len's limit)."""
+    value = _positive_int(text)
+    if value > MAX_PREDICT_LEN:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PREDICT_LEN}, got {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    """--temperature of `generate`: engine.generate's rule, the same as the app's prompt."""
+    try:
+        return parse_temperature(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_train_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
     add_run_flags(parser, suppress)
     group = parser.add_argument_group("training settings (the book's values by default)")
@@ -117,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "a prefix, without opening the app.")
     gen.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file")
     gen.add_argument("--prefix", required=True, help="the text to continue")
-    gen.add_argument("-n", "--num-chars", type=_positive_int, default=50, metavar="N",
-                     help="characters to generate (default: 50)")
-    gen.add_argument("--temperature", type=float, default=0.0, metavar="T",
-                     help="0 for the book's greedy choice, above 0 to sample (default: 0)")
+    gen.add_argument("-n", "--num-chars", type=_num_chars, default=50, metavar="N",
+                     help=f"characters to generate, at most {MAX_PREDICT_LEN} (default: 50)")
+    gen.add_argument("--temperature", type=_temperature, default=0.0, metavar="T",
+                     help=f"0 for the book's greedy choice, above 0 (up to {MAX_TEMPERATURE:g}) "
+                          "to sample (default: 0)")
     gen.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
     gen.add_argument("--device", default="cpu", help="device to run on (default: cpu)")
     return parser

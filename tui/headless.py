@@ -18,9 +18,27 @@ from engine.corpus import CorpusError
 from engine.data import DataError
 from engine.devices import DeviceError
 from engine.recorder import RunRecorder
-from engine.trainer import Diverged, EpochDone, Notice, RunState, SampleReady, Trainer
+from engine.trainer import (Diverged, EpochDone, Notice, RunState, SampleReady, Trainer,
+                            resume_config)
 
 USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
+
+
+def nothing_to_train(resume: Checkpoint, config: TrainConfig) -> str | None:
+    """Why resuming `resume` with `config` would train no epoch at all (None if it would).
+
+    A headless run that cannot train would only print an empty progress bar and leave an
+    empty run directory behind; the app instead keeps a finished run open to train on."""
+    done = resume.epoch
+    if config.epochs > done:
+        return None
+    saved = resume_config(resume).epochs  # the run's own number of epochs, as saved
+    if config.epochs == saved:
+        return (f"the checkpoint's run already finished at epoch {done} of {saved}; "
+                f"pass --epochs N (more than {done}) to train on")
+    where = "below" if config.epochs < done else "the same as"
+    return (f"--epochs {config.epochs} is {where} the checkpoint's epoch {done}; "
+            f"pass --epochs N (more than {done}) to train on")
 
 
 def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
@@ -28,6 +46,10 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
                  console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    problem = nothing_to_train(resume, config) if resume is not None else None
+    if problem:  # before the Trainer and the recorder: no run directory for a run with no epochs
+        err.print(f"rnn-tui: error: {problem}", markup=False, soft_wrap=True)
+        return 2
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),

@@ -10,7 +10,7 @@ from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
-from engine.generate import Prediction
+from engine.generate import Prediction, parse_temperature
 
 from .. import format as fmt
 from ..messages import PredictionRequested
@@ -31,16 +31,6 @@ def parse_length(text: str) -> int:
     if not 1 <= n <= MAX_LENGTH:
         raise ValueError(f"length must be from 1 to {MAX_LENGTH}, got {n}")
     return n
-
-
-def parse_temperature(text: str) -> float:
-    try:
-        t = float(text.strip())
-    except ValueError:
-        raise ValueError(f"temperature: {text.strip()!r} is not a number") from None
-    if not t == t or t < 0 or t > 100:
-        raise ValueError(f"temperature must be 0 (greedy) or a number up to 100, got {text.strip()}")
-    return t
 
 
 class PromptPanel(Vertical):
