@@ -799,3 +799,5 @@ def test_the_plot_is_labelled_in_round_perplexities_on_a_log_axis():
     assert log_ticks(1.1) == [1, 1.1]
     huge = log_ticks(8e12)  # a blown-up epoch does not flatten the rest: 1e3 and 1e6 get ticks
     assert huge[0] == 1 and huge[-1] == 8e12 and len(huge) == 5 and huge == sorted(huge)
+    # A short plot: labels two rows apart at least, or plotext draws one over the other.
+    assert log_ticks(28, rows=4) == [1, 28] and log_ticks(28, rows=6) == [1, 5, 28]

@@ -11,12 +11,25 @@ from textual_plotext import PlotextPlot
 MAX_POINTS = 1000
 
 
-def log_ticks(top: float, most: int = 5) -> list[float]:
-    """Round perplexities from 1 to about `top`, evenly spread on a log axis."""
+def log_ticks(top: float, rows: int = 40, most: int = 5) -> list[float]:
+    """Round perplexities from 1 to about `top`, evenly spread on a log axis `rows` high.
+
+    At most one label every other row: plotext draws labels that share a row over each other,
+    and which one shows then changes from run to run (it goes through a set of strings)."""
     nice = [m * 10.0 ** e for e in range(16) for m in (1, 1.5, 2, 3, 5)]
     fit = [t for t in nice if t <= top * 1.05] + [float(f"{top:.2g}")]
     targets = [math.log10(top) * i / (most - 1) for i in range(most)]
-    return sorted({min(fit, key=lambda t: abs(math.log10(t) - x)) for x in targets})
+    ticks = sorted({min(fit, key=lambda t: abs(math.log10(t) - x)) for x in targets})
+    span = math.log10(top * 1.05) or 1.0
+    kept: list[tuple[int, float]] = []  # (row, tick), from the bottom up
+    for t in ticks:
+        row = round(math.log10(t) / span * (rows - 1))
+        if kept and row - kept[-1][0] < 2:  # too close to the label below
+            if t != ticks[-1] or len(kept) == 1:
+                continue  # dropped (1, at the bottom, always stays)
+            kept.pop()  # the top label replaces the one below it
+        kept.append((row, t))
+    return [t for _, t in kept]
 
 
 class PerplexityPlot(PlotextPlot):
@@ -33,6 +46,9 @@ class PerplexityPlot(PlotextPlot):
 
     def watch_history(self) -> None:
         self._replot()
+
+    def on_resize(self) -> None:
+        self._replot()  # the y labels depend on the height
 
     def _replot(self) -> None:
         plt = self.plt
@@ -57,7 +73,8 @@ class PerplexityPlot(PlotextPlot):
         top = max(max(ys), 1.1)
         plt.plot(xs, [math.log10(max(y, 1.0)) for y in ys], marker="hd", color="cyan")
         plt.ylim(0, math.log10(top) * 1.05)  # perplexity is 1 at best
-        ticks = log_ticks(top)
+        # The rows of the plotting area: the widget less its frame and x-axis lines.
+        ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))
         plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
         last = max(2, xs[-1])
         plt.xlim(1, last)
