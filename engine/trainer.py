@@ -431,7 +431,7 @@ class Trainer:
                 self._publish(batch=0)
                 self._set_state(RunState.FINISHED)
                 self._emit(Finished(self._epoch, self._last_ppl, self._tokens_per_sec))
-                if not (keep_alive and self._wait_for_more_epochs()):
+                if not (keep_alive and self._serve_until_stopped(train_on=True)):
                     break
         except _Stop:
             if self._epoch_tokens_per_sec:  # a part-epoch's speed is not the run's
@@ -584,34 +584,24 @@ class Trainer:
             except Exception as e:  # noqa: BLE001 - the asker shows it
                 request.future.set_exception(e)
 
-    def _wait_for_more_epochs(self) -> bool:
-        """After the last epoch: serve requests and apply settings until epochs is raised past
-        the current epoch (True: train on, as one uninterrupted run would) or stop() (False)."""
+    def _serve_until_stopped(self, train_on: bool = False) -> bool:
+        """After training: serve requests and apply settings until stop() (False) or, with
+        train_on, until epochs is raised past the current epoch (True: train on, as one
+        uninterrupted run would)."""
         while True:
             self._serve_requests()
             with self._wake:
                 changes = self._take_pending()
                 if self._stop:
                     return False
-                if self._requests.empty() and not changes and self._epochs <= self._epoch:
+                more = train_on and self._epochs > self._epoch
+                if self._requests.empty() and not changes and not more:
                     self._wake.wait(timeout=0.25)
             for event in changes:
                 self._emit(event)
-            if self._epochs > self._epoch:
+            if more:
                 self._publish(batch=0)
                 return True
-
-    def _serve_until_stopped(self) -> None:
-        while True:
-            self._serve_requests()
-            with self._wake:
-                changes = self._take_pending()
-                if self._stop:
-                    return
-                if self._requests.empty() and not changes:
-                    self._wake.wait(timeout=0.25)
-            for event in changes:
-                self._emit(event)
 
     def _fail_pending_requests(self) -> None:
         while True:
