@@ -26,11 +26,9 @@ EPOCH = re.compile(r"epoch (\d+)/(\d+)")
 
 
 def rnn_tui_command() -> list[str]:
-    """The installed console script, or the same entry point through this interpreter."""
-    script = Path(sys.executable).parent / "rnn-tui"
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
+    """This checkout's rnn-tui, not whatever the environment has installed: `python -m tui`
+    from the repository root puts the checkout first on sys.path."""
+    return [sys.executable, "-m", "tui"]
 
 
 class Terminal:
