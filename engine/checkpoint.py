@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from . import __version__
-from .config import ConfigError, TrainConfig, check_field
+from .config import LIVE_FIELDS, MODEL_FIELDS, ConfigError, TrainConfig, check_field
 from .data import Vocab
 from .files import atomic_write
 
@@ -34,7 +34,6 @@ FORMAT = "rnn-tui checkpoint"   # written into every file, so other pickles are 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
-LIVE_KEYS = ("lr", "clip", "epochs", "sample_every")
 
 _ZIP_MAGIC = b"PK\x03\x04"   # torch.save's format since PyTorch 1.6
 _PICKLE_MAGIC = b"\x80"      # a bare pickle (protocol 2 and later), torch's legacy format
@@ -62,7 +61,7 @@ class Checkpoint:
     elapsed: float = 0.0              # training seconds, pauses excluded
     impl: str = ""
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd"})
-    live: dict[str, Any] = field(default_factory=dict)  # LIVE_KEYS; defaults to the config's
+    live: dict[str, Any] = field(default_factory=dict)  # LIVE_FIELDS; defaults to the config's
     extra: dict[str, Any] = field(default_factory=dict)  # free, plain data only
     version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -185,7 +184,7 @@ def _to_record(ckpt: Checkpoint, path: Path) -> dict[str, Any]:
     if _is(ckpt.elapsed, _NUM):
         record["elapsed"] = float(ckpt.elapsed)
     if not ckpt.live and isinstance(ckpt.config, dict):
-        record["live"] = {k: ckpt.config.get(k) for k in LIVE_KEYS}
+        record["live"] = {k: ckpt.config.get(k) for k in LIVE_FIELDS}
     return record
 
 
@@ -449,13 +448,15 @@ def _history_problem(r: dict) -> str | None:
 
 
 def _live_problem(r: dict) -> str | None:
+    """Live settings as they were when saved; a setting made live after the file was written
+    is simply absent (the config's value stands), an unknown one is refused."""
     live = r["live"]
-    missing = [k for k in LIVE_KEYS if k not in live]
-    if missing:
-        return f"is incomplete: its live settings lack {', '.join(missing)}"
+    unknown = [str(k) for k in live if k not in LIVE_FIELDS]
+    if unknown:
+        return f"has live settings this version does not know: {', '.join(unknown)}"
     try:
-        for k in LIVE_KEYS:
-            check_field(k, live[k])
+        for k, v in live.items():
+            check_field(k, v)
     except ConfigError as e:
         return f"has an invalid live setting: {e}"
     return None
@@ -486,6 +487,18 @@ def check_compatible(ckpt: Checkpoint, vocab: Vocab | Sequence[str], num_hiddens
         raise CheckpointError(
             f"checkpoint {name} was trained on corpus {ckpt.corpus_name!r} (SHA-1 "
             f"{ckpt.corpus_sha1[:12]}), not on this one (SHA-1 {corpus_sha1[:12]})")
+
+
+def resume_config(ckpt: Checkpoint, **overrides) -> TrainConfig:
+    """The config to continue a checkpoint with: its own, its live settings as they were when
+    saved, then overrides (e.g. more epochs). Settings that shape the model or the data
+    (config.MODEL_FIELDS) must stay as they were."""
+    base = ckpt.train_config().replace(**ckpt.live)
+    changed = [k for k in MODEL_FIELDS if k in overrides and overrides[k] != getattr(base, k)]
+    if changed:
+        raise ConfigError(f"{', '.join(changed)} cannot change when resuming a checkpoint "
+                          "(they shape its model or its data); start a new run instead")
+    return base.replace(**overrides)
 
 
 def model_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu"):

@@ -1,46 +1,181 @@
-"""Hyperparameters: the one place where defaults live, and their validation.
+"""Hyperparameters: each setting declared once, and everything else derived from it.
+
+A setting is a field of `TrainConfig` whose metadata is a `Setting`: its label, help text,
+command-line flag, choices, constraint and kind. The command line's flags and their help
+(tui/cli.py), the settings file's keys and checks (engine/settings.py), the app's form fields
+(tui/widgets/hyperparam_form.py), which settings may change during a run or on resume, and the
+checkpoint's live keys all read these declarations; nothing else lists the settings.
 
 The defaults are the book's (d2l 8.5): batch 32, 35 steps, 512 hidden units, lr 1,
 clipping to norm 1, 500 epochs, the first 10,000 tokens of *The Time Machine*.
+This module never imports torch, so `--help` and settings checks start fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import math
+import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 ITERATORS = ("sequential", "random")
 IMPLEMENTATIONS = ("fast", "book")
 PREPROCESS_MODES = ("book", "raw")
 
-# Settings the trainer can change between batches; the rest need a rebuilt model or data.
-LIVE_FIELDS = ("lr", "clip", "epochs", "sample_every")
+MAX_HIDDENS = 1_000_000  # beyond this a model is hopeless anywhere (4 TB for W_hh alone)
+# Characters one generation may produce: each is a step of the model that nothing can
+# interrupt, and a sample (or a continuation on the command line) longer than this is no use.
+MAX_PREDICT_LEN = 10_000
+MAX_SEED = 2**63 - 1     # torch's and Python's generators take any seed up to here
+# More threads than this many per core only slow training down (and a huge number fails).
+MAX_THREADS_PER_CORE = 4
 
 
 class ConfigError(ValueError):
     """A hyperparameter that cannot be used; the message names it and says why."""
 
 
+class Kind(str, enum.Enum):
+    """When a setting may change."""
+    LIVE = "live"        # between two batches of a running run
+    RESTART = "restart"  # by restarting the run (or on resume)
+    MODEL = "model"      # never within a run: it shapes the model or its data
+
+
+# A constraint returns what is wrong with a value of the right type (a phrase after the
+# setting's name, e.g. "must be a positive integer, got 0"), or None.
+Constraint = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    label: str                      # what the app's form calls it
+    help: str                       # one line, for --help, the form's tooltip and the docs
+    kind: Kind
+    flag: str | None = None         # the command line's name without "--"; None: no flag
+    choices: tuple[str, ...] = ()   # the only values allowed (a Select in the form)
+    constraint: Constraint | None = None
+    in_form: bool = True            # shown in the app's form
+
+
+def setting(default: Any, label: str, help: str, kind: Kind, *, flag: str | None = None,
+            choices: tuple[str, ...] = (), constraint: Constraint | None = None,
+            in_form: bool = True):
+    """A dataclass field with its declaration; mutable defaults (tuples are fine) need none."""
+    meta = Setting(label, help, kind, flag, choices, constraint or _one_of(choices), in_form)
+    return field(default=default, metadata={"setting": meta})
+
+
+# ---- constraints --------------------------------------------------------------------------------
+
+def positive(value) -> str | None:
+    return None if value > 0 else f"must be a positive integer, got {value}"
+
+
+def at_least_zero(value) -> str | None:
+    return None if value >= 0 else f"must be 0 or more, got {value}"
+
+
+def positive_number(value) -> str | None:
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def both(*checks: Constraint) -> Constraint:
+    def check(value):
+        return next((p for p in (c(value) for c in checks) if p), None)
+    return check
+
+
+def at_most(limit: int, why: str = "") -> Constraint:
+    def check(value):
+        return None if value <= limit else f"must be at most {limit}{why}, got {value}"
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Constraint | None:
+    if not choices:
+        return None
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}, got {v!r}"
+
+
+def not_empty(value) -> str | None:
+    return "must not be empty" if not value else None
+
+
+def no_empty_strings(value) -> str | None:
+    return "must not be empty strings" if not all(value) else None
+
+
+def hidden_size(value) -> str | None:
+    if value <= 0:
+        return positive(value)
+    if value > MAX_HIDDENS:
+        need = estimated_bytes(TrainConfig(num_hiddens=value))
+        return (f"{value:,} would need about {human_bytes(need)} of memory; "
+                f"use at most {MAX_HIDDENS:,}")
+    return None
+
+
+def thread_count(value) -> str | None:
+    if value < 0:
+        return at_least_zero(value)
+    cores = os.cpu_count() or 1
+    limit = MAX_THREADS_PER_CORE * cores
+    if value > limit:
+        return f"must be at most {limit} ({cores} cores here; 0 uses them all), got {value}"
+    return None
+
+
+# ---- the settings ----------------------------------------------------------------------------------
+# In the order the form shows them: live ones first, then those that need a restart.
+
 @dataclass(frozen=True)
 class TrainConfig:
-    corpus: str = "timemachine"
-    preprocess: str = "book"
-    max_tokens: int = 10_000  # 0 means the whole corpus
-    batch_size: int = 32
-    num_steps: int = 35
-    num_hiddens: int = 512
-    iterator: str = "sequential"
-    lr: float = 1.0
-    clip: float = 1.0
-    epochs: int = 500
-    seed: int = 0
-    device: str = "auto"
-    impl: str = "fast"
-    threads: int = 0  # 0 means all cores
-    sample_every: int = 10
-    predict_len: int = 50
-    prefixes: tuple[str, ...] = field(default=("time traveller", "traveller"))
+    lr: float = setting(1.0, "learning rate", "learning rate of plain SGD", Kind.LIVE,
+                        flag="lr", constraint=positive_number)
+    clip: float = setting(1.0, "clip norm", "clip the gradient's total norm to this value",
+                          Kind.LIVE, flag="clip", constraint=positive_number)
+    sample_every: int = setting(10, "sample every", "print samples every N epochs", Kind.LIVE,
+                                flag="sample-every", constraint=positive)
+    epochs: int = setting(500, "epochs", "number of epochs", Kind.LIVE, flag="epochs",
+                          constraint=positive)
+    num_hiddens: int = setting(512, "hidden size", "number of hidden units", Kind.MODEL,
+                               flag="hidden", constraint=hidden_size)
+    batch_size: int = setting(32, "batch size", "sequences per mini-batch", Kind.MODEL,
+                              flag="batch-size", constraint=positive)
+    num_steps: int = setting(35, "steps", "time steps per sequence (truncated backpropagation)",
+                             Kind.MODEL, flag="num-steps", constraint=positive)
+    iterator: str = setting("sequential", "iterator",
+                            "mini-batch iterator: sequential (the state carries across batches) "
+                            "or random sampling", Kind.MODEL, flag="iter", choices=ITERATORS)
+    max_tokens: int = setting(10_000, "max tokens", "use the first N tokens of the corpus "
+                              "(0: all)", Kind.MODEL, flag="max-tokens", constraint=at_least_zero)
+    seed: int = setting(0, "seed", "random seed for parameters and batches", Kind.MODEL,
+                        flag="seed", constraint=both(at_least_zero, at_most(MAX_SEED)))
+    device: str = setting("auto", "device", "auto, cpu, cuda, cuda:N or mps", Kind.RESTART,
+                          flag="device", constraint=not_empty)
+    corpus: str = setting("timemachine", "corpus",
+                          "'timemachine', 'pydoc', or the path of a UTF-8 text file", Kind.MODEL,
+                          flag="corpus", constraint=not_empty)
+    impl: str = setting("fast", "implementation",
+                        "fast (the same math, faster) or book (the chapter's loop)", Kind.RESTART,
+                        flag="impl", choices=IMPLEMENTATIONS)
+    preprocess: str = setting("book", "preprocess", "'book': letters only, lower case; 'raw': "
+                              "every character", Kind.MODEL, flag="preprocess",
+                              choices=PREPROCESS_MODES, in_form=False)
+    threads: int = setting(0, "threads", "torch threads for training (0: all cores)",
+                           Kind.RESTART, flag="threads", constraint=thread_count, in_form=False)
+    predict_len: int = setting(50, "sample length", "characters generated for each sample",
+                               Kind.RESTART, flag="predict-len",
+                               constraint=both(positive, at_most(MAX_PREDICT_LEN)),
+                               in_form=False)
+    prefixes: tuple[str, ...] = setting(("time traveller", "traveller"), "prefixes",
+                                        "the prefixes sampled every N epochs", Kind.RESTART,
+                                        constraint=no_empty_strings, in_form=False)
 
     @property
     def use_random_iter(self) -> bool:
@@ -57,27 +192,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(SETTINGS))
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-        values = dict(data)
-        if "prefixes" in values:
-            values["prefixes"] = tuple(values["prefixes"])
-        return validate(cls(**{k: coerce(k, v) for k, v in values.items()}))
+        return validate(cls(**{k: coerce(k, v) for k, v in data.items()}))
 
 
-FIELD_TYPES: dict[str, type] = {
-    "corpus": str, "preprocess": str, "max_tokens": int, "batch_size": int, "num_steps": int,
-    "num_hiddens": int, "iterator": str, "lr": float, "clip": float, "epochs": int, "seed": int,
-    "device": str, "impl": str, "threads": int, "sample_every": int, "predict_len": int,
-    "prefixes": tuple,
-}
+# ---- derived from the declarations -------------------------------------------------------------
 
-MAX_HIDDENS = 1_000_000  # beyond this a model is hopeless anywhere (4 TB for W_hh alone)
-# Characters one generation may produce: each is a step of the model that nothing can
-# interrupt, and a sample (or a continuation on the command line) longer than this is no use.
-MAX_PREDICT_LEN = 10_000
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(TrainConfig)}
+FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(TrainConfig)}
+LIVE_FIELDS = tuple(n for n, s in SETTINGS.items() if s.kind is Kind.LIVE)
+# Settings that shape the model or its data: a resumed run keeps them.
+MODEL_FIELDS = tuple(n for n, s in SETTINGS.items() if s.kind is Kind.MODEL)
+FLAGS: dict[str, str] = {s.flag: n for n, s in SETTINGS.items() if s.flag}
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -106,9 +234,37 @@ def coerce(name: str, value: Any) -> Any:
         except ValueError:
             pass
         article = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{name}: {value!r} is not {article}")
-    raise ConfigError(f"{name}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{name}: {_quoted(value)} is not {article}")
+    raise ConfigError(f"{name}: expected {kind.__name__}, got {type(value).__name__} "
+                      f"{_quoted(value)}")
 
+
+def _quoted(value: Any, limit: int = 40) -> str:
+    """repr of a value for a message, cut short: a pasted page must not fill the screen."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_field(name: str, value: Any) -> Any:
+    """Coerce and range-check one setting (forms check as the user types); the message names
+    the setting, e.g. 'num_hiddens must be a positive integer, got 0'."""
+    value = coerce(name, value)
+    constraint = SETTINGS[name].constraint
+    problem = constraint(value) if constraint else None
+    if problem:
+        raise ConfigError(f"{name} {problem}")
+    return value
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every field; raise ConfigError on the first problem. (Whether the model fits the
+    device's memory is checked when it is built: see memory_problem.)"""
+    for name in SETTINGS:
+        check_field(name, getattr(config, name))
+    return config
+
+
+# ---- memory ------------------------------------------------------------------------------------
 
 def estimated_bytes(config: TrainConfig, vocab_size: int = 28) -> int:
     """Rough float32 footprint: parameters, their gradients, and the activations of a batch."""
@@ -124,46 +280,6 @@ def human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n} B"  # pragma: no cover
-
-
-def check_field(name: str, value: Any) -> Any:
-    """Coerce and range-check one field; used by forms as the user types."""
-    value = coerce(name, value)
-    positive = ("batch_size", "num_steps", "num_hiddens", "epochs", "sample_every", "predict_len")
-    if name in positive and value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value}")
-    if name in ("lr", "clip"):
-        if not value == value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{name} must be a finite number, got {value}")
-        if value <= 0:
-            raise ConfigError(f"{name} must be greater than 0, got {value}")
-    if name in ("max_tokens", "threads", "seed") and value < 0:
-        raise ConfigError(f"{name} must be 0 or more, got {value}")
-    if name == "iterator" and value not in ITERATORS:
-        raise ConfigError(f"iterator must be one of {', '.join(ITERATORS)}, got {value!r}")
-    if name == "impl" and value not in IMPLEMENTATIONS:
-        raise ConfigError(f"impl must be one of {', '.join(IMPLEMENTATIONS)}, got {value!r}")
-    if name == "preprocess" and value not in PREPROCESS_MODES:
-        raise ConfigError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {value!r}")
-    if name in ("corpus", "device") and not value:
-        raise ConfigError(f"{name} must not be empty")
-    if name == "num_hiddens" and value > MAX_HIDDENS:
-        need = estimated_bytes(TrainConfig(num_hiddens=value))
-        raise ConfigError(f"num_hiddens {value:,} would need about {human_bytes(need)} of memory; "
-                          f"use at most {MAX_HIDDENS:,}")
-    if name == "predict_len" and value > MAX_PREDICT_LEN:
-        raise ConfigError(f"predict_len must be at most {MAX_PREDICT_LEN}, got {value}")
-    if name == "prefixes" and not all(value):
-        raise ConfigError("prefixes must not be empty strings")
-    return value
-
-
-def validate(config: TrainConfig) -> TrainConfig:
-    """Check every field; raise ConfigError on the first problem. (Whether the model fits the
-    device's memory is checked when it is built: see memory_problem.)"""
-    for f in fields(config):
-        check_field(f.name, getattr(config, f.name))
-    return config
 
 
 def memory_problem(config: TrainConfig, vocab_size: int, free_bytes: int | None,

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,32 +27,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 needs the backport (a dependency there)
     import tomli as tomllib
 
-from .config import FIELD_TYPES, ConfigError, TrainConfig, check_field
+from .config import FIELD_TYPES, FLAGS, SETTINGS, ConfigError, TrainConfig, check_field
 
 CONFIG_FILE = "config.toml"
 DEFAULT_SOURCE = "default"
 FLAG_SOURCE = "command line"
 
-# The command line's flag names (without "--") and the setting each one sets: the one table
-# that the CLI and this file share. Every field is also accepted by its own name.
-FLAG_FIELDS: dict[str, str] = {
-    "epochs": "epochs",
-    "lr": "lr",
-    "hidden": "num_hiddens",
-    "batch-size": "batch_size",
-    "num-steps": "num_steps",
-    "iter": "iterator",
-    "clip": "clip",
-    "max-tokens": "max_tokens",
-    "corpus": "corpus",
-    "preprocess": "preprocess",
-    "device": "device",
-    "seed": "seed",
-    "impl": "impl",
-    "threads": "threads",
-    "sample-every": "sample_every",
-    "predict-len": "predict_len",
-}
+# The command line's flag names (without "--") and the setting each one sets, from the
+# settings' declarations (engine.config); every setting is also accepted by its own name.
+FLAG_FIELDS: dict[str, str] = FLAGS
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string",
                tuple: "a list of strings"}
@@ -74,7 +56,7 @@ def default_config_path() -> Path:
 
 
 def field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
+    return list(SETTINGS)
 
 
 def setting_for(key: str) -> str | None:

@@ -7,43 +7,22 @@ knows the defaults and the limits, so a bad value gets the same message here as 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from typing import Sequence
 
 from engine import __version__
 from engine.checkpoint import CheckpointError, load_checkpoint
-from engine.config import (IMPLEMENTATIONS, ITERATORS, MAX_PREDICT_LEN, PREPROCESS_MODES,
-                           ConfigError, TrainConfig, check_field)
+from engine.config import FLAGS, MAX_PREDICT_LEN, SETTINGS, ConfigError, TrainConfig, check_field
 from engine.generate import MAX_TEMPERATURE, parse_temperature
-from engine.settings import (DEFAULT_SOURCE, FLAG_FIELDS, SettingsError, default_config_path, load_settings,
+from engine.settings import (DEFAULT_SOURCE, SettingsError, default_config_path, load_settings,
                              merge, render_config, value_sources)
-from engine.trainer import resume_config
+from engine.checkpoint import resume_config
 
 DEFAULTS = TrainConfig()
-
-# Help for each setting; the flag spellings come from engine.settings.FLAG_FIELDS, so the
-# command line and the settings file accept the same names.
-HELP: dict[str, str] = {
-    "epochs": "number of epochs",
-    "lr": "learning rate of plain SGD",
-    "num_hiddens": "number of hidden units",
-    "batch_size": "sequences per mini-batch",
-    "num_steps": "time steps per sequence",
-    "iterator": "mini-batch iterator: sequential or random",
-    "clip": "clip the gradient's total norm to this value",
-    "max_tokens": "use the first N tokens of the corpus (0: all)",
-    "corpus": "'timemachine', 'pydoc', or the path of a UTF-8 text file",
-    "preprocess": "'book': letters only, lower case; 'raw': every character",
-    "device": "auto, cpu, cuda, cuda:N or mps",
-    "seed": "random seed for parameters and batches",
-    "impl": "fast (same math, faster) or book (the chapter's loop)",
-    "threads": "torch threads for training (0: all cores)",
-    "sample_every": "print samples every N epochs",
-    "predict_len": "characters generated for each sample",
-}
-CHOICES = {"iterator": ITERATORS, "impl": IMPLEMENTATIONS, "preprocess": PREPROCESS_MODES}
+# Every flag, its help and its choices come from the settings' declarations (engine.config).
 TRAIN_FLAGS: dict[str, tuple[str, str]] = {
-    f"--{flag}": (name, HELP[name]) for flag, name in FLAG_FIELDS.items()}
+    f"--{flag}": (name, SETTINGS[name].help) for flag, name in FLAGS.items()}
+
+
 def _checked(name: str):
     def parse(text: str):
         try:
@@ -105,8 +84,8 @@ def add_train_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> 
         default = getattr(DEFAULTS, name)
         kwargs = dict(dest=name, type=_checked(name), metavar=name.upper(),
                       help=f"{help_text} (default: {default})")
-        if name in CHOICES:
-            kwargs["metavar"] = "{" + ",".join(CHOICES[name]) + "}"
+        if SETTINGS[name].choices:
+            kwargs["metavar"] = "{" + ",".join(SETTINGS[name].choices) + "}"
         group.add_argument(flag, default=argparse.SUPPRESS if suppress else None, **kwargs)
 
 
@@ -146,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_overrides(args: argparse.Namespace) -> dict:
     """The settings given on the command line (not argparse's defaults)."""
-    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-            if getattr(args, f.name, None) is not None}
+    return {name: getattr(args, name) for name in SETTINGS
+            if getattr(args, name, None) is not None}
 
 
 def settings_file_keys(args: argparse.Namespace) -> dict:

@@ -19,7 +19,7 @@ from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.config import IMPLEMENTATIONS, ITERATORS, LIVE_FIELDS, ConfigError, TrainConfig, check_field
+from engine.config import LIVE_FIELDS, SETTINGS, ConfigError, Kind, TrainConfig, check_field
 
 from ..messages import LiveSettingChanged, RestartRequested
 from .ordered_input import OrderedInput
@@ -33,26 +33,14 @@ class FieldSpec:
     choices: tuple[str, ...] = ()   # a Select instead of an Input
 
 
-LIVE = (
-    FieldSpec("lr", "learning rate", "step size of plain SGD; greater than 0"),
-    FieldSpec("clip", "clip norm", "the gradient's total norm is clipped to this; greater than 0"),
-    FieldSpec("sample_every", "sample every", "epochs between samples of the book's prefixes"),
-    FieldSpec("epochs", "epochs", "total epochs of the run"),
-)
-RESTART = (
-    FieldSpec("num_hiddens", "hidden size", "hidden units of the RNN"),
-    FieldSpec("batch_size", "batch size", "sequences per mini-batch"),
-    FieldSpec("num_steps", "steps", "time steps per sequence (truncated backpropagation)"),
-    FieldSpec("iterator", "iterator", "sequential keeps the hidden state across batches; "
-              "random samples subsequences", ITERATORS),
-    FieldSpec("max_tokens", "max tokens", "use the first N tokens of the corpus; 0 uses all"),
-    FieldSpec("seed", "seed", "random seed for parameters and batches"),
-    FieldSpec("device", "device", "where to train"),
-    FieldSpec("corpus", "corpus", "timemachine, pydoc, or the path of a UTF-8 text file"),
-    FieldSpec("impl", "implementation", "fast: the same math, faster; book: the chapter's loop",
-              IMPLEMENTATIONS),
-)
-assert {f.name for f in LIVE} == set(LIVE_FIELDS)
+def _specs(kinds: tuple[Kind, ...]) -> tuple[FieldSpec, ...]:
+    """The form's fields of these kinds, from the settings' declarations (engine.config)."""
+    return tuple(FieldSpec(name, s.label, s.help, s.choices) for name, s in SETTINGS.items()
+                 if s.in_form and s.kind in kinds)
+
+
+LIVE = _specs((Kind.LIVE,))
+RESTART = _specs((Kind.MODEL, Kind.RESTART))
 SPECS = {f.name: f for f in LIVE + RESTART}
 NAMED_CORPORA = ("timemachine", "pydoc")
 
