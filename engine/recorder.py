@@ -11,8 +11,9 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .runlog import RunLog, new_run_dir
-from .trainer import (Diverged, EpochDone, Event, Failed, Finished, SampleReady, SettingChanged,
-                      Started, Stopped, Trainer)
+from .events import (Diverged, EpochDone, Event, Failed, Finished, SampleReady, SettingChanged,
+                     Started, Stopped)
+from .trainer import Trainer
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

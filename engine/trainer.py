@@ -11,7 +11,6 @@ boundary, and ask for predictions or a checkpoint with `request_prediction()` an
 
 from __future__ import annotations
 
-import enum
 import math
 import queue
 import threading
@@ -27,10 +26,13 @@ import torch
 from . import config as cfg
 from .allocator import reuse_freed_memory
 from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_state,
-                         restore_python_rng, restore_torch_rng, save_checkpoint, sgd_state)
+                         restore_python_rng, restore_torch_rng, resume_config, save_checkpoint,
+                         sgd_state)
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, load_corpus
+from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
+                     Sample, SampleReady, SettingChanged, Snapshot, Started, Stopped)
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
 from .generate import Prediction, predict
 from .implementations import Implementation, get_implementation
@@ -39,129 +41,6 @@ from .train import diverged, perplexity
 PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
 MAX_HISTORY = 4096         # per-epoch points kept; beyond that the history is halved
 MAX_SAMPLES = 50           # sample rounds kept, newest first
-
-
-class RunState(str, enum.Enum):
-    READY = "ready"
-    TRAINING = "training"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-    DIVERGED = "diverged"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Sample:
-    epoch: int
-    prefix: str
-    text: str  # the continuation only
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the UI shows, as plain values; a new object each time, never mutated."""
-    state: RunState = RunState.READY
-    epoch: int = 0                 # completed epochs
-    epochs: int = 0
-    batch: int = 0                 # batches done in the current epoch
-    batches_per_epoch: int = 0
-    perplexity: float | None = None          # of the last completed epoch
-    history: tuple[float, ...] = ()          # perplexity per epoch, downsampled by history_stride
-    history_stride: int = 1
-    tokens_per_sec: float = 0.0
-    loss: float | None = None                # mean loss of the latest batch read
-    grad_norm: float | None = None           # before clipping, latest batch read
-    lr: float = 0.0
-    clip: float = 0.0
-    sample_every: int = 0
-    samples: tuple[Sample, ...] = ()         # newest first
-    elapsed: float = 0.0                     # training seconds, pauses excluded
-    message: str = ""
-
-    @property
-    def eta(self) -> float | None:
-        done = self.epoch + (self.batch / self.batches_per_epoch if self.batches_per_epoch else 0)
-        if done <= 0 or self.state not in (RunState.TRAINING, RunState.PAUSED):
-            return None
-        return self.elapsed / done * max(0.0, self.epochs - done)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Facts that do not change during a run."""
-    corpus: str
-    num_chars: int
-    num_tokens: int
-    vocab_size: int
-    device: str
-    impl: str
-    num_params: int
-    notice: str | None = None
-
-
-# Events, in the order they happen; drained by the UI or passed to on_event.
-@dataclass(frozen=True)
-class Started:
-    info: RunInfo
-    epoch: int          # completed epochs so far: 0, or where a resumed run picks up
-
-
-@dataclass(frozen=True)
-class EpochDone:
-    epoch: int
-    perplexity: float
-    tokens_per_sec: float
-    lr: float = 0.0
-    clip: float = 0.0
-    grad_norm: float | None = None   # of the epoch's last batch, before clipping
-    elapsed: float = 0.0             # training seconds so far
-
-
-@dataclass(frozen=True)
-class SampleReady:
-    epoch: int
-    samples: tuple[Sample, ...]
-
-
-@dataclass(frozen=True)
-class SettingChanged:
-    epoch: int
-    name: str
-    old: object
-    new: object
-
-
-@dataclass(frozen=True)
-class Finished:
-    epoch: int
-    perplexity: float | None
-    tokens_per_sec: float
-
-
-@dataclass(frozen=True)
-class Stopped:
-    epoch: int          # completed epochs when stop() took effect
-
-
-@dataclass(frozen=True)
-class Diverged:
-    epoch: int
-    batch: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Failed:
-    message: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    message: str
-
-
-Event = Started | EpochDone | SampleReady | SettingChanged | Finished | Stopped | Diverged | Failed | Notice
 
 
 class _Stop(Exception):
@@ -173,20 +52,6 @@ class _Request:
     """Work another thread asks of the training thread (which owns all torch work)."""
     work: Callable[[], object]
     future: Future = field(default_factory=Future)
-
-
-def resume_config(ckpt: Checkpoint, **overrides) -> TrainConfig:
-    """The config to continue a checkpoint with: its own, its live settings as they were when
-    saved, then overrides (e.g. more epochs). Settings that shape the model or the data must
-    stay as they were."""
-    base = ckpt.train_config().replace(**ckpt.live)
-    fixed = ("corpus", "preprocess", "max_tokens", "batch_size", "num_steps", "num_hiddens",
-             "iterator", "seed")
-    changed = [k for k in fixed if k in overrides and overrides[k] != getattr(base, k)]
-    if changed:
-        raise ConfigError(f"{', '.join(changed)} cannot change when resuming a checkpoint "
-                          "(they shape its model or its data); start a new run instead")
-    return base.replace(**overrides)
 
 
 class Trainer:
@@ -297,8 +162,7 @@ class Trainer:
             history=list(self._history), history_stride=self._history_stride,
             samples=[asdict(x) for x in self._samples], elapsed=self._elapsed,
             impl=self.impl.name, optimizer=sgd_state(self._lr, self._clip),
-            live={"lr": self._lr, "clip": self._clip, "epochs": self._epochs,
-                  "sample_every": self._sample_every})
+            live={name: getattr(self, "_" + name) for name in cfg.LIVE_FIELDS})
 
     def save(self, path) -> Path:
         """Write checkpoint() atomically to path. Only the training thread may call this."""

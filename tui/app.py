@@ -26,15 +26,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resume_config
 from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
 from engine.corpus import Corpus
 from engine.devices import available_devices
 from engine.recorder import RunRecorder
 from engine.runlog import default_runs_dir
-from engine.trainer import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo,
-                            RunState, SampleReady, SettingChanged, Snapshot, Started, Trainer,
-                            resume_config)
+from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo,
+                           RunState, SampleReady, SettingChanged, Snapshot, Started)
+from engine.trainer import Trainer
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env

@@ -12,14 +12,14 @@ from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from engine.checkpoint import Checkpoint
+from engine.checkpoint import Checkpoint, resume_config
 from engine.config import ConfigError, TrainConfig
 from engine.corpus import CorpusError
 from engine.data import DataError
 from engine.devices import DeviceError
 from engine.recorder import RunRecorder
-from engine.trainer import (Diverged, EpochDone, Notice, RunState, SampleReady, Trainer,
-                            resume_config)
+from engine.events import Diverged, EpochDone, Notice, RunState, SampleReady
+from engine.trainer import Trainer
 
 USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
 

@@ -12,7 +12,7 @@ from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Static
 
-from engine.trainer import Sample
+from engine.events import Sample
 
 MAX_ROUNDS_SHOWN = 20  # the trainer keeps 50 rounds; a screenful is plenty
 MIN_REDRAW_S = 1.0     # with a tiny model samples can come many times a second; read them at 1 Hz

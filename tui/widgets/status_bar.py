@@ -8,7 +8,7 @@ from textual.content import Content
 from textual.reactive import reactive, var
 from textual.widgets import Static
 
-from engine.trainer import RunInfo, RunState
+from engine.events import RunInfo, RunState
 
 STATE_LABELS = {
     RunState.READY: "starting",

@@ -12,7 +12,7 @@ from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Sparkline, Static
 
-from engine.trainer import RunState, Snapshot
+from engine.events import RunState, Snapshot
 
 from .. import format as fmt
 
