@@ -23,6 +23,8 @@ from typing import Any, Callable
 ITERATORS = ("sequential", "random")
 IMPLEMENTATIONS = ("fast", "book")
 PREPROCESS_MODES = ("book", "raw")
+OPTIMIZERS = ("sgd", "adam")            # engine.optim
+SCHEDULES = ("none", "cosine", "step")   # engine.optim.scheduled_lr
 
 MAX_HIDDENS = 1_000_000  # beyond this a model is hopeless anywhere (4 TB for W_hh alone)
 # Characters one generation may produce: each is a step of the model that nothing can
@@ -84,6 +86,12 @@ def positive_number(value) -> str | None:
     return None if value > 0 else f"must be greater than 0, got {value}"
 
 
+def at_least_zero_number(value) -> str | None:
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    return None if value >= 0 else f"must be 0 or more, got {value}"
+
+
 def both(*checks: Constraint) -> Constraint:
     def check(value):
         return next((p for p in (c(value) for c in checks) if p), None)
@@ -108,6 +116,15 @@ def not_empty(value) -> str | None:
 
 def no_empty_strings(value) -> str | None:
     return "must not be empty strings" if not all(value) else None
+
+
+def sampling_text(value) -> str | None:
+    from .sampling import SamplingError, parse_sampling  # torch-free
+    try:
+        parse_sampling(value)
+    except SamplingError as e:
+        return f"is not usable: {e}"
+    return None
 
 
 def hidden_size(value) -> str | None:
@@ -137,8 +154,12 @@ def thread_count(value) -> str | None:
 class TrainConfig:
     lr: float = setting(1.0, "learning rate", "learning rate of plain SGD", Kind.LIVE,
                         flag="lr", constraint=positive_number)
-    clip: float = setting(1.0, "clip norm", "clip the gradient's total norm to this value",
-                          Kind.LIVE, flag="clip", constraint=positive_number)
+    clip: float = setting(1.0, "clip norm", "clip the gradient's total norm to this value "
+                          "(0: no clipping)", Kind.LIVE, flag="clip", constraint=at_least_zero_number)
+    lr_schedule: str = setting("none", "lr schedule", "learning rate over the run: none (the "
+                               "book's constant), cosine (down to 0 at the last epoch) or step "
+                               "(halved at each quarter)", Kind.LIVE, flag="lr-schedule",
+                               choices=SCHEDULES)
     sample_every: int = setting(10, "sample every", "print samples every N epochs", Kind.LIVE,
                                 flag="sample-every", constraint=positive)
     epochs: int = setting(500, "epochs", "number of epochs", Kind.LIVE, flag="epochs",
@@ -156,6 +177,8 @@ class TrainConfig:
                               "(0: all)", Kind.MODEL, flag="max-tokens", constraint=at_least_zero)
     seed: int = setting(0, "seed", "random seed for parameters and batches", Kind.MODEL,
                         flag="seed", constraint=both(at_least_zero, at_most(MAX_SEED)))
+    optimizer: str = setting("sgd", "optimizer", "sgd (the book's) or adam (d2l 12.10; try "
+                             "--lr 0.01)", Kind.RESTART, flag="optimizer", choices=OPTIMIZERS)
     device: str = setting("auto", "device", "auto, cpu, cuda, cuda:N or mps", Kind.RESTART,
                           flag="device", constraint=not_empty)
     corpus: str = setting("timemachine", "corpus",
@@ -169,13 +192,16 @@ class TrainConfig:
                               choices=PREPROCESS_MODES, in_form=False)
     threads: int = setting(0, "threads", "torch threads for training (0: all cores)",
                            Kind.RESTART, flag="threads", constraint=thread_count, in_form=False)
-    predict_len: int = setting(50, "sample length", "characters generated for each sample",
-                               Kind.RESTART, flag="predict-len",
-                               constraint=both(positive, at_most(MAX_PREDICT_LEN)),
-                               in_form=False)
     prefixes: tuple[str, ...] = setting(("time traveller", "traveller"), "prefixes",
-                                        "the prefixes sampled every N epochs", Kind.RESTART,
-                                        constraint=no_empty_strings, in_form=False)
+                                        "text the periodic samples continue (the flag once per "
+                                        "prefix; the form separates them with |)", Kind.LIVE,
+                                        flag="prefix", constraint=no_empty_strings)
+    predict_len: int = setting(50, "sample length", "characters generated for each sample",
+                               Kind.LIVE, flag="predict-len",
+                               constraint=both(positive, at_most(MAX_PREDICT_LEN)))
+    sampling: str = setting("greedy", "sampling", "how samples choose each character: greedy "
+                            "(the book), temperature T, top-k K, top-p P or power A",
+                            Kind.LIVE, flag="sampling", constraint=sampling_text)
 
     @property
     def use_random_iter(self) -> bool:

@@ -44,6 +44,10 @@ class Snapshot:
     lr: float = 0.0
     clip: float = 0.0
     sample_every: int = 0
+    predict_len: int = 0
+    prefixes: tuple[str, ...] = ()
+    sampling: str = "greedy"                 # engine.sampling's text form
+    lr_schedule: str = "none"
     samples: tuple[Sample, ...] = ()         # newest first
     elapsed: float = 0.0                     # training seconds, pauses excluded
     message: str = ""

@@ -33,6 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from .model import Params, RNNModelScratch, State
+from .optim import SGD
 from .train import loss
 
 ROUTE_ENV = "RNN_TUI_FAST_ROUTE"
@@ -273,21 +274,14 @@ def grad_clipping(grads: list[torch.Tensor], theta: float) -> tuple[torch.Tensor
     """The book's clipping as tensors: the total norm, and the scale theta/norm if norm > theta
     else 1. Nothing is read back to the host."""
     norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if theta <= 0:  # no clipping (the chapter's exercise)
+        return norm, torch.ones_like(norm)
     scale = torch.where(norm > theta, theta / norm, 1.0)
     return norm, scale
 
 
-def sgd(params: Params, grads: list[torch.Tensor], lr: float, scale: torch.Tensor,
-        apply: torch.Tensor) -> None:
-    """param -= lr * scale * grad, for all parameters at once; where `apply` is False, nothing."""
-    with torch.no_grad():
-        steps = torch._foreach_mul(grads, lr * scale)
-        # where, not a multiply by 0: a non-finite gradient times 0 is still NaN.
-        torch._foreach_sub_(params, [torch.where(apply, step, 0.0) for step in steps])
-
-
 def fast_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: float,
-                    clip: float) -> tuple[torch.Tensor, torch.Tensor, State]:
+                    clip: float, optimizer=None) -> tuple[torch.Tensor, torch.Tensor, State]:
     """book_train_step's contract and numbers, without a host synchronization."""
     y = Y.T.reshape(-1)
     y_hat, state = net(X, state)
@@ -295,7 +289,8 @@ def fast_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: flo
     params = net.parameters()
     grads = torch.autograd.grad(l, params)
     norm, scale = grad_clipping(grads, clip)
-    sgd(params, grads, lr, scale, apply=torch.isfinite(norm))  # a non-finite step is skipped
+    # A non-finite step is skipped.
+    (optimizer or SGD(params)).fast_step(params, grads, lr, scale, apply=torch.isfinite(norm))
     return l.detach() * y.numel(), norm.detach(), state
 
 

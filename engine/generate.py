@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from .config import MAX_PREDICT_LEN
 from .data import Vocab
+from .sampling import GREEDY, Sampling
 
 # The hidden state forgets long before this; longer prefixes warm up on their tail only.
 MAX_WARMUP_CHARS = 2_000
-# Above this, sampling is as good as uniform over the vocabulary; 0 is the book's greedy argmax.
-MAX_TEMPERATURE = 100.0
-MIN_SAMPLING_TEMPERATURE = 1e-30  # smaller positive temperatures sample as this one does
 
 
 @dataclass(frozen=True)
@@ -37,30 +34,6 @@ def normalize_prefix(prefix: str, preprocess: str) -> tuple[str, str | None]:
     if preprocess == "book" and prefix != prefix.lower():
         return prefix.lower(), "the prefix was lower-cased, as the model's corpus was"
     return prefix, None
-
-
-def _number(value: float) -> str:
-    """A temperature as the user would write it: 2 not 2.0, but 100.5, inf and nan as they are."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def check_temperature(value: float) -> float:
-    """The temperature as a float, or ValueError: the one rule for the app's prompt, the
-    `generate` command and predict()."""
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"temperature: {value!r} is not a number") from None
-    if not (math.isfinite(t) and 0 <= t <= MAX_TEMPERATURE):
-        raise ValueError(f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE:g}, "
-                         f"got {_number(t)}")
-    return t
-
-
-def parse_temperature(text: str) -> float:
-    """A temperature typed as text (a form field, a flag), checked by check_temperature."""
-    return check_temperature(str(text).strip())
 
 
 def check_num_preds(n: int) -> int:
@@ -95,24 +68,27 @@ def predict_ch8(prefix: str, num_preds: int, net, vocab: Vocab, device) -> str:
 
 
 @torch.no_grad()
-def predict(prefix: str, num_preds: int, net, vocab: Vocab, device, temperature: float = 0.0,
-            top_k: int = 5, generator: torch.Generator | None = None,
-            preprocess: str = "raw") -> Prediction:
-    """predict_ch8 with more to show: sampling by temperature, top next characters, unknowns.
+def predict(prefix: str, num_preds: int, net, vocab: Vocab, device,
+            sampling: Sampling = GREEDY, generator: torch.Generator | None = None,
+            preprocess: str = "raw", top_k: int = 5) -> Prediction:
+    """predict_ch8 with more to show: any sampling, the top next characters, unknowns.
 
-    temperature 0 is the book's greedy argmax; above 0 (up to MAX_TEMPERATURE) samples. The
+    `sampling` chooses each character (engine.sampling; greedy is the book's argmax); with a
+    seed of its own it draws from a generator of that seed, else from `generator`. The
     warm-up runs the whole prefix in one call (the same math as one step at a time) and
     unknown characters enter as `<unk>`, as in the book, but are reported instead of passing
-    silently. `<unk>` is never generated: its logit is masked out before the argmax, the
-    sampling and the top next characters (a trained model almost never picks it, so greedy
-    text is the book's). `preprocess` is the corpus's ('book' or 'raw'): the prefix is read
-    as the corpus was, and the note says how.
+    silently. `<unk>` is never generated: its logit is masked out before choosing and before
+    the top_k next characters (a trained model almost never picks it, so greedy text is the
+    book's). `preprocess` is the corpus's ('book' or 'raw'): the prefix is read as the corpus
+    was, and the note says how.
     """
     prefix, note = normalize_prefix(prefix, preprocess)
     if not prefix:
         raise ValueError("the prefix is empty: type at least one character")
     check_num_preds(num_preds)
-    temperature = check_temperature(temperature)
+    sampling = sampling.checked()
+    if sampling.seed is not None:
+        generator = torch.Generator().manual_seed(sampling.seed)
     unknown = unknown_chars(prefix, vocab)
     truncated = max(0, len(prefix) - MAX_WARMUP_CHARS)
     seen = prefix[truncated:]
@@ -128,20 +104,13 @@ def predict(prefix: str, num_preds: int, net, vocab: Vocab, device, temperature:
         # <unk> is an input for unknown characters, never an output.
         logits = y[-1].float().clone()
         logits[vocab.unk] = float("-inf")
-        probs = torch.softmax(logits, dim=-1)
         if i == 0:
-            k = min(top_k, probs.numel() - 1)
-            p, idx = probs.topk(k)
+            probs = torch.softmax(logits, dim=-1)
+            p, idx = probs.topk(min(top_k, probs.numel() - 1))
             top = tuple((vocab.idx_to_token[j], float(q)) for j, q in zip(idx.tolist(), p.tolist()))
         if i == num_preds:
             break
-        if temperature == 0:
-            nxt = int(logits.argmax())
-        else:
-            # A temperature this small is greedy anyway; below it, float32 logits / temperature
-            # overflow (or it rounds to 0) and the distribution would be nan.
-            scaled = torch.softmax(logits / max(temperature, MIN_SAMPLING_TEMPERATURE), dim=-1)
-            nxt = int(torch.multinomial(scaled.cpu(), 1, generator=generator))
+        nxt = sampling.next_token(logits, generator)
         out.append(nxt)
         last = torch.tensor([[nxt]], device=device)
     return Prediction(seen, "".join(vocab.idx_to_token[i] for i in out), unknown, top, truncated,

@@ -17,10 +17,11 @@ loss = nn.CrossEntropyLoss()
 
 
 def grad_clipping(net, theta: float) -> torch.Tensor:
-    """Scale all gradients together so their total L2 norm is at most theta; returns the norm."""
+    """Scale all gradients together so their total L2 norm is at most theta; returns the norm.
+    theta 0 clips nothing (the chapter's exercise: what happens without clipping)."""
     params = [p for p in net.parameters() if p.requires_grad]
     norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
-    if norm > theta:
+    if theta > 0 and norm > theta:
         for param in params:
             param.grad[:] *= theta / norm
     return norm
@@ -35,8 +36,9 @@ def sgd(params, lr: float, batch_size: int) -> None:
 
 
 def book_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: float,
-                    clip: float) -> tuple[torch.Tensor, torch.Tensor, State]:
+                    clip: float, optimizer=None) -> tuple[torch.Tensor, torch.Tensor, State]:
     """Forward, loss, backward, clip, update: the body of d2l's `train_epoch_ch8`.
+    The update is the book's sgd unless an optimizer (engine.optim) is given.
 
     Returns the summed loss over the batch's tokens (a tensor, so the caller decides when to
     read it), the gradient norm before clipping, and the new state. A step whose gradient is
@@ -50,7 +52,10 @@ def book_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: flo
     l.backward()
     norm = grad_clipping(net, clip)
     if torch.isfinite(norm):
-        sgd(net.parameters(), lr, batch_size=1)
+        if optimizer is None:
+            sgd(net.parameters(), lr, batch_size=1)
+        else:
+            optimizer.book_step(net.parameters(), lr)
     return l.detach() * y.numel(), norm.detach(), state
 
 

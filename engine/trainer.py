@@ -25,16 +25,18 @@ import torch
 
 from . import config as cfg
 from .allocator import reuse_freed_memory
-from .checkpoint import (Checkpoint, check_compatible, named_params, python_rng_state,
-                         restore_python_rng, restore_torch_rng, resume_config, save_checkpoint,
-                         sgd_state)
+from .checkpoint import (Checkpoint, CheckpointError, check_compatible, named_params, python_rng_state,
+                         restore_python_rng, restore_torch_rng, resume_config, save_checkpoint)
 from .config import ConfigError, TrainConfig
+from .control import RUN, STOP, WAIT, Control
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, load_corpus
 from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
                      Sample, SampleReady, SettingChanged, Snapshot, Started, Stopped)
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
 from .generate import Prediction, predict
+from .optim import make_optimizer, scheduled_lr
+from .sampling import GREEDY, Sampling, parse_sampling
 from .implementations import Implementation, get_implementation
 from .train import diverged, perplexity
 
@@ -45,13 +47,6 @@ MAX_SAMPLES = 50           # sample rounds kept, newest first
 
 class _Stop(Exception):
     """Raised inside the loop when stop() was asked for."""
-
-
-@dataclass
-class _Request:
-    """Work another thread asks of the training thread (which owns all torch work)."""
-    work: Callable[[], object]
-    future: Future = field(default_factory=Future)
 
 
 class Trainer:
@@ -66,17 +61,12 @@ class Trainer:
         self._corpus = corpus
         self._listeners: list[Callable[[Event], None]] = [on_event] if on_event else []
         self._download_progress = progress
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._lock = threading.Lock()     # guards the published snapshot
         self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._snapshot = Snapshot(lr=self.config.lr, clip=self.config.clip,
-                                  epochs=self.config.epochs, sample_every=self.config.sample_every)
-        # Commands from other threads, applied at the next batch boundary.
-        self._pending: dict[str, float | int] = {}
-        self._paused = False
-        self._stop = False
-        self._step_budget = 0
+        # Commands and requests from other threads, taken at the next batch boundary.
+        self.control = Control()
+        self._changed = False  # whether the last commands changed a live setting
+        self._snapshot = Snapshot(**self._live_values(self.config))
         self.info: RunInfo | None = None
         self.thread: threading.Thread | None = None
 
@@ -106,8 +96,8 @@ class Trainer:
                                     c.use_random_iter, seed=c.seed)
         self.impl: Implementation = get_implementation(c.impl, self.device)
         self._sample_generator = torch.Generator().manual_seed(c.seed + 1)
-        self._lr, self._clip = c.lr, c.clip
-        self._epochs, self._sample_every = c.epochs, c.sample_every
+        for name, value in self._live_values(c).items():  # self._lr, self._clip, ...
+            setattr(self, "_" + name, value)
         self._epoch = 0
         self._history: list[float] = []
         self._history_stride = 1
@@ -124,6 +114,12 @@ class Trainer:
                                             generator=generator)
         else:
             self._restore(self._resume, corpus)
+        self.optimizer = make_optimizer(c.optimizer, self.net.parameters())
+        if self._resume is not None and self._resume.optimizer.get("name") == c.optimizer:
+            try:  # Adam's moments; a run that switched optimizer starts them afresh
+                self.optimizer.load_state_dict(self._resume.optimizer)
+            except ValueError as e:
+                raise CheckpointError(f"checkpoint {str(self._resume.source)!r}: {e}") from None
         self._mark_boundary()
         self.info = RunInfo(corpus.name, corpus.num_chars, len(tokens), len(self.vocab),
                             describe(self.device), self.impl.label,
@@ -161,7 +157,8 @@ class Trainer:
             rng={"python": python_rng_state(rng), "torch": self._sample_generator.get_state()},
             history=list(self._history), history_stride=self._history_stride,
             samples=[asdict(x) for x in self._samples], elapsed=self._elapsed,
-            impl=self.impl.name, optimizer=sgd_state(self._lr, self._clip),
+            impl=self.impl.name,
+            optimizer={**self._good_optimizer, "lr": float(self._lr), "clip": float(self._clip)},
             live={name: getattr(self, "_" + name) for name in cfg.LIVE_FIELDS})
 
     def save(self, path) -> Path:
@@ -175,81 +172,63 @@ class Trainer:
     # ---- commands (any thread) -------------------------------------------------------------
 
     def pause(self) -> None:
-        with self._wake:
-            self._paused = True
-            self._wake.notify_all()
+        self.control.pause()
 
     def resume(self) -> None:
-        with self._wake:
-            self._paused = False
-            self._wake.notify_all()
+        self.control.resume()
 
     def toggle_pause(self) -> bool:
         """Pause if running, resume if paused; returns True when now paused."""
-        with self._wake:
-            self._paused = not self._paused
-            self._wake.notify_all()
-            return self._paused
+        return self.control.toggle_pause()
 
     def step(self, batches: int = 1) -> None:
         """While paused, train this many batches and pause again."""
-        with self._wake:
-            self._step_budget += batches
-            self._wake.notify_all()
+        self.control.step(batches)
 
     def stop(self) -> None:
         """Stop at the next batch boundary (also while paused); run() then returns."""
-        with self._wake:
-            self._stop = True
-            self._wake.notify_all()
+        self.control.stop()
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop
+        return self.control.stop_requested
 
     def set_lr(self, value) -> None:
-        self._set("lr", value)
+        self.set_live("lr", value)
 
     def set_clip(self, value) -> None:
-        self._set("clip", value)
+        self.set_live("clip", value)
 
     def set_epochs(self, value) -> None:
-        self._set("epochs", value)
+        self.set_live("epochs", value)
 
     def set_sample_every(self, value) -> None:
-        self._set("sample_every", value)
+        self.set_live("sample_every", value)
 
     def set_live(self, name: str, value) -> None:
         """Change one of config.LIVE_FIELDS; raises ConfigError with a message if invalid."""
         if name not in cfg.LIVE_FIELDS:
             raise ConfigError(f"{name} cannot change during a run; restart with new settings")
-        self._set(name, value)
-
-    def _set(self, name: str, value) -> None:
         value = cfg.check_field(name, value)
         if name == "epochs" and value < self._epoch:
             raise ConfigError(f"epochs must be at least {self._epoch}, the epochs already trained")
-        with self._wake:
-            self._pending[name] = value
-            self._wake.notify_all()
+        self.control.set(name, value)
 
     def request_prediction(self, prefix: str, num_preds: int = 50,
-                           temperature: float = 0.0) -> Future:
+                           sampling: Sampling = GREEDY) -> Future:
         """Ask the training thread for a continuation; the Future resolves to a Prediction
         (or raises ValueError for a bad request). Served between batches and while paused."""
-        return self._submit(lambda: self.predict(prefix, num_preds, temperature))
+        return self.control.submit(lambda: self.predict(prefix, num_preds, sampling))
 
     def request_save(self, path) -> Future:
         """Ask the training thread to write a checkpoint of the last finished epoch; the
         Future resolves to the path (or raises CheckpointError)."""
-        return self._submit(lambda: self.save(path))
+        return self.control.submit(lambda: self.save(path))
 
-    def _submit(self, work: Callable[[], object]) -> Future:
-        request = _Request(work)
-        self._requests.put(request)
-        with self._wake:
-            self._wake.notify_all()
-        return request.future
+    def request(self, work: Callable[[], object]) -> Future:
+        """Ask the training thread to run work() (any torch work for another thread: an
+        evaluation, a view inside the model); the Future resolves to its result."""
+        return self.control.submit(work)
 
     # ---- reading (any thread) --------------------------------------------------------------
 
@@ -268,12 +247,12 @@ class Trainer:
 
     # ---- the training thread ---------------------------------------------------------------
 
-    def predict(self, prefix: str, num_preds: int = 50, temperature: float = 0.0) -> Prediction:
+    def predict(self, prefix: str, num_preds: int = 50, sampling: Sampling = GREEDY
+                ) -> Prediction:
         """Generate on the calling thread; only the thread that trains should call this.
         The prefix is read as the corpus was (lower case for the book's preprocessing)."""
-        return predict(prefix, num_preds, self.net, self.vocab, self.device,
-                       temperature=temperature, generator=self._sample_generator,
-                       preprocess=self.config.preprocess)
+        return predict(prefix, num_preds, self.net, self.vocab, self.device, sampling,
+                       generator=self._sample_generator, preprocess=self.config.preprocess)
 
     def run(self, keep_alive: bool = False) -> Snapshot:
         """Train until the last epoch or stop(). With keep_alive, go on serving predictions
@@ -284,7 +263,7 @@ class Trainer:
         try:
             self.setup()
             while True:
-                self._set_state(RunState.PAUSED if self._paused else RunState.TRAINING)
+                self._set_state(RunState.PAUSED if self.control.paused else RunState.TRAINING)
                 while self._epoch < self._epochs:
                     try:
                         self._train_epoch()
@@ -310,14 +289,12 @@ class Trainer:
             self._emit(Failed(message))
         if keep_alive:
             self._serve_until_stopped()
-        self._fail_pending_requests()
+        self.control.fail_pending()
         return self.snapshot()
 
     def _on_diverged(self, error: "_DivergedError") -> None:
         """Pause with the last good parameters back in place, and wait for resume or stop."""
-        with self._wake:
-            self._paused = True
-            self._step_budget = 0
+        self.control.halt()
         self._set_state(RunState.DIVERGED, str(error))
         self._emit(Diverged(self._epoch, error.batch, str(error)))
         self._publish(batch=0)
@@ -331,8 +308,10 @@ class Trainer:
         loss_sum = torch.zeros((), device=device)
         num_tokens = 0
         train_time = 0.0
+        lr = self.epoch_lr()
         for batch, (X, Y) in enumerate(self.loader):
-            train_time += self._between_batches(batch)
+            if self._between_batches(batch):
+                lr = self.epoch_lr()  # the base rate or its schedule changed
             start = time.perf_counter()
             if state is None or use_random_iter:
                 # Initialize state for the first batch, and for every batch of random sampling.
@@ -341,8 +320,8 @@ class Trainer:
                 # Keep the state but cut the graph, so gradients stop at the batch boundary.
                 state = tuple(s.detach() for s in state)
             X, Y = to_device(X, device), to_device(Y, device)
-            batch_loss, grad_norm, state = self.impl.train_step(net, X, Y, state, self._lr,
-                                                                self._clip)
+            batch_loss, grad_norm, state = self.impl.train_step(net, X, Y, state, lr, self._clip,
+                                                                self.optimizer)
             loss_sum += batch_loss
             num_tokens += Y.numel()
             self._last_batch = (batch_loss, grad_norm, Y.numel())
@@ -367,7 +346,7 @@ class Trainer:
         self._last_ppl = perplexity(mean_loss)
         self._mark_boundary()
         self._record_history(self._last_ppl)
-        self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec, self._lr,
+        self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec, lr,
                              self._clip, self._last_norm, self._elapsed))
         if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
             self._take_samples()
@@ -378,103 +357,79 @@ class Trainer:
         divergence) and the batch generator's state, which together make a checkpoint that
         resumes exactly."""
         self._good_params = [p.detach().clone() for p in self.net.parameters()]
+        self._good_optimizer = self.optimizer.state_dict()
         self._boundary_rng = self.loader.rng.getstate()
 
-    def _between_batches(self, batch: int) -> float:
-        """Apply commands, serve requests, wait while paused. Returns seconds of training time
-        spent here (none: pauses do not count)."""
-        self._serve_requests()
-        action = self._commands()
-        if action == "wait":
+    def epoch_lr(self) -> float:
+        """The learning rate of the epoch under way: the base rate, or its schedule's value."""
+        return scheduled_lr(self._lr, self._lr_schedule, self._epoch, self._epochs)
+
+    def _between_batches(self, batch: int) -> bool:
+        """Apply commands, serve requests, wait while paused (time that does not count as
+        training). Returns whether a live setting changed."""
+        self.control.serve()
+        self._changed = False  # set by _apply
+        if self._commands() == WAIT:
             self._publish(batch)  # the paused screen shows exactly where training stopped
             self._set_state(RunState.PAUSED)
-            if self._wait_while_paused() == "run":
+            if self._wait_while_paused() == RUN:
                 self._set_state(RunState.TRAINING)
-        return 0.0
+        return self._changed
 
     def _wait_while_paused(self) -> str:
-        """Serve requests and apply settings until resumed ('run') or asked for one batch
-        ('step'); raises _Stop on stop()."""
+        """Serve requests and apply settings until resumed (RUN) or asked for one batch
+        (STEP); raises _Stop on stop()."""
         while True:
-            self._serve_requests()
+            self.control.serve()
             action = self._commands()
-            if action != "wait":
+            if action != WAIT:
                 return action
-            with self._wake:
-                if (self._requests.empty() and not self._pending and not self._stop
-                        and self._paused and not self._step_budget):
-                    self._wake.wait(timeout=0.25)
+            self.control.wait()
 
     def _commands(self) -> str:
-        """Apply pending commands; say whether to 'run' a batch, 'step' one while paused, or
-        'wait'. Raises _Stop when stop() was asked for."""
-        with self._wake:
-            changes = self._take_pending()
-            stop, paused = self._stop, self._paused
-            stepping = paused and self._step_budget > 0
-            if stepping:
-                self._step_budget -= 1
-        for event in changes:
-            self._emit(event)
-        if stop:
+        """Apply the commands taken from the control channel; say whether to RUN a batch,
+        STEP one while paused, or WAIT. Raises _Stop when stop() was asked for."""
+        changes, action = self.control.take()
+        self._apply(changes)
+        if action == STOP:
             raise _Stop
-        return "step" if stepping else "wait" if paused else "run"
+        return action
 
-    def _take_pending(self) -> list[Event]:
-        """Apply changed settings (the caller holds the lock); returns their events."""
-        changes: list[Event] = []
-        for name, value in self._pending.items():
-            attr = "_" + name
-            old = getattr(self, attr)
+    def _apply(self, changes: dict) -> bool:
+        """Apply changed live settings and emit their events; whether any changed."""
+        changed = False
+        for name, value in changes.items():
+            old = getattr(self, "_" + name)
             if old != value:
-                setattr(self, attr, value)
-                changes.append(SettingChanged(self._epoch, name, old, value))
-        if self._pending:
-            self._pending.clear()
-            self._snapshot = replace(self._snapshot, lr=self._lr, clip=self._clip,
-                                     epochs=self._epochs, sample_every=self._sample_every)
-        return changes
+                setattr(self, "_" + name, value)
+                self._emit(SettingChanged(self._epoch, name, old, value))
+                changed = True
+        if changes:
+            with self._lock:
+                self._snapshot = replace(self._snapshot, **self._live_values())
+        self._changed = self._changed or changed
+        return changed
 
-    def _serve_requests(self) -> None:
-        while True:
-            try:
-                request: _Request = self._requests.get_nowait()
-            except queue.Empty:
-                return
-            if not request.future.set_running_or_notify_cancel():
-                continue
-            try:
-                request.future.set_result(request.work())
-            except Exception as e:  # noqa: BLE001 - the asker shows it
-                request.future.set_exception(e)
+    def _live_values(self, config: TrainConfig | None = None) -> dict:
+        """The live settings in force (or a config's), as the snapshot shows them."""
+        if config is not None:
+            return {name: getattr(config, name) for name in cfg.LIVE_FIELDS}
+        return {name: getattr(self, "_" + name) for name in cfg.LIVE_FIELDS}
 
     def _serve_until_stopped(self, train_on: bool = False) -> bool:
         """After training: serve requests and apply settings until stop() (False) or, with
         train_on, until epochs is raised past the current epoch (True: train on, as one
         uninterrupted run would)."""
         while True:
-            self._serve_requests()
-            with self._wake:
-                changes = self._take_pending()
-                if self._stop:
-                    return False
-                more = train_on and self._epochs > self._epoch
-                if self._requests.empty() and not changes and not more:
-                    self._wake.wait(timeout=0.25)
-            for event in changes:
-                self._emit(event)
-            if more:
+            self.control.serve()
+            changes, action = self.control.take()
+            self._apply(changes)
+            if action == STOP:
+                return False
+            if train_on and self._epochs > self._epoch:
                 self._publish(batch=0)
                 return True
-
-    def _fail_pending_requests(self) -> None:
-        while True:
-            try:
-                request = self._requests.get_nowait()
-            except queue.Empty:
-                return
-            if request.future.set_running_or_notify_cancel():
-                request.future.set_exception(RuntimeError("the trainer has stopped"))
+            self.control.wait(paused=False)
 
     def _check_diverged(self, mean_loss: float, batch: int) -> None:
         if not diverged(mean_loss, len(self.vocab)):
@@ -483,6 +438,7 @@ class Trainer:
         with torch.no_grad():
             for p, good in zip(self.net.parameters(), self._good_params):
                 p.copy_(good)
+        self.optimizer.load_state_dict(self._good_optimizer)
         what = "not a finite number" if not math.isfinite(mean_loss) else f"{mean_loss:.3g} nats"
         raise _DivergedError(
             f"training diverged in epoch {self._epoch + 1} (mean loss {what}) with learning rate "
@@ -490,8 +446,10 @@ class Trainer:
             f"Try a smaller learning rate, e.g. {self._lr / 2:g}.", batch)
 
     def _take_samples(self) -> None:
-        samples = tuple(Sample(self._epoch, prefix, self.predict(prefix, self.config.predict_len).text)
-                        for prefix in self.config.prefixes)
+        sampling = parse_sampling(self._sampling)
+        samples = tuple(Sample(self._epoch, prefix,
+                               self.predict(prefix, self._predict_len, sampling).text)
+                        for prefix in self._prefixes)
         self._samples = (list(samples) + self._samples)[: MAX_SAMPLES * len(samples)]
         self._emit(SampleReady(self._epoch, samples))
 
@@ -515,13 +473,12 @@ class Trainer:
     def _publish(self, batch: int) -> None:
         with self._lock:
             self._snapshot = replace(
-                self._snapshot, epoch=self._epoch, epochs=self._epochs, batch=batch,
+                self._snapshot, epoch=self._epoch, batch=batch,
                 batches_per_epoch=len(self.loader), perplexity=self._last_ppl,
                 history=tuple(self._history), history_stride=self._history_stride,
                 tokens_per_sec=self._tokens_per_sec,
                 loss=self._last_loss, grad_norm=self._last_norm,
-                lr=self._lr, clip=self._clip, sample_every=self._sample_every,
-                samples=tuple(self._samples), elapsed=self._elapsed)
+                samples=tuple(self._samples), elapsed=self._elapsed, **self._live_values())
         self._last_publish = time.perf_counter()
 
     def _set_state(self, state: RunState, message: str = "") -> None:

@@ -238,11 +238,11 @@ async def test_typing_a_prefix_shows_a_continuation(make_app):
         # the length control changes the next request
         app.query_one("#prompt-length", Input).value = "7"
         await wait_for(pilot, lambda: len(prompt.prediction.text) == 7, what="7 characters")
-        # the engine's rule and words for the temperature
-        app.query_one("#prompt-temperature", Input).value = "-1"
+        # the engine's rule and words for the sampling
+        app.query_one("#prompt-sampling", Input).value = "temperature -1"
         await pilot.pause(0.05)
         assert prompt.error == "temperature must be between 0 (greedy) and 100, got -1"
-        app.query_one("#prompt-temperature", Input).value = "0"
+        app.query_one("#prompt-sampling", Input).value = "greedy"
         await pilot.pause(0.05)
         assert prompt.error == ""
         await pilot.press("q")  # typed into the prompt: the app goes on
@@ -627,7 +627,9 @@ async def test_ui_handlers_never_wait_for_the_trainer(make_app, monkeypatch):
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.info is not None)
             await pause(pilot, app)
-            await pilot.press("g", *"the")
+            await pilot.press("g")
+            # As a paste: typed key by key, a loaded machine may ask for "th" first.
+            app.query_one("#prompt-input", Input).value = "the"
             prompt = app.query_one(PromptPanel)
             await wait_for(pilot, busy.is_set, what="the trainer busy with the question")
             await pilot.press(*" time")

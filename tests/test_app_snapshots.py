@@ -14,9 +14,9 @@ from concurrent.futures import Future
 
 import pytest
 
-from engine.config import TrainConfig
+from engine.config import LIVE_FIELDS, TrainConfig
 from engine.generate import Prediction
-from engine.trainer import RunInfo, RunState, Sample, Snapshot
+from engine.events import RunInfo, RunState, Sample, Snapshot
 from tui.app import RnnTuiApp
 
 CONFIG = TrainConfig(epochs=500, num_hiddens=512, sample_every=10)
@@ -33,9 +33,10 @@ SAMPLES = tuple(
     )
     for prefix, text in zip(CONFIG.prefixes, texts))
 SNAPSHOT = Snapshot(
-    state=RunState.TRAINING, epoch=137, epochs=500, batch=5, batches_per_epoch=8,
+    state=RunState.TRAINING, epoch=137, batch=5, batches_per_epoch=8,
     perplexity=HISTORY[-1], history=HISTORY, tokens_per_sec=53_172.0, loss=0.4317,
-    grad_norm=0.8264, lr=1.0, clip=1.0, sample_every=10, samples=SAMPLES, elapsed=83.0)
+    grad_norm=0.8264, samples=SAMPLES, elapsed=83.0,
+    **{name: getattr(CONFIG, name) for name in LIVE_FIELDS})
 INFO = RunInfo("timemachine", 178_979, 10_000, 28, "cpu", "fast (oneDNN fused kernels)", 291_356)
 PREDICTION = Prediction("Time tr", "aveller proceeded anyreal body must have extension",
                         unknown=((0, "T"),),
@@ -62,7 +63,7 @@ class FakeTrainer:
 
     def snapshot(self) -> Snapshot:
         if self.info is None:
-            return Snapshot(epochs=CONFIG.epochs)
+            return Snapshot(**{name: getattr(CONFIG, name) for name in LIVE_FIELDS})
         return SNAPSHOT if not self._paused else PAUSED
 
     def events(self) -> list:
@@ -87,7 +88,7 @@ class FakeTrainer:
     def set_live(self, name, value) -> None:
         pass
 
-    def request_prediction(self, prefix: str, num_preds: int = 50, temperature: float = 0.0):
+    def request_prediction(self, prefix: str, num_preds: int = 50, sampling=None):
         future: Future = Future()
         future.set_result(PREDICTION)
         return future

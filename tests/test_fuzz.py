@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from engine.config import FIELD_TYPES, ConfigError, TrainConfig, check_field
 from engine.data import Vocab, tokenize
 from engine.generate import predict
+from engine.sampling import Sampling
 from engine.model import RNNModelScratch
 
 FIELDS = sorted(FIELD_TYPES)
@@ -40,7 +41,7 @@ NET = RNNModelScratch(len(VOCAB), 8, "cpu", generator=torch.Generator().manual_s
        temperature=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 def test_prompt_box_any_text(prefix, n, temperature):
     try:
-        p = predict(prefix, n, NET, VOCAB, "cpu", temperature=temperature,
+        p = predict(prefix, n, NET, VOCAB, "cpu", sampling=Sampling("temperature", temperature=temperature),
                     generator=torch.Generator().manual_seed(0))
     except ValueError as e:
         assert prefix == "" and "empty" in str(e)

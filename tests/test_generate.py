@@ -7,8 +7,8 @@ import torch
 
 from engine.config import MAX_PREDICT_LEN
 from engine.data import Vocab, tokenize
-from engine.generate import (MAX_TEMPERATURE, check_temperature, parse_temperature, predict,
-                             predict_ch8)
+from engine.generate import predict, predict_ch8
+from engine.sampling import MAX_TEMPERATURE, Sampling, check_temperature, parse_temperature
 from engine.model import RNNModelScratch
 
 
@@ -37,7 +37,7 @@ def test_predict_refuses_temperatures_outside_0_to_100(temperature, shown):
     net, vocab = _net()
     message = f"temperature must be between 0 (greedy) and 100, got {shown}"
     with pytest.raises(ValueError) as e:
-        predict("the", 5, net, vocab, "cpu", temperature=temperature)
+        predict("the", 5, net, vocab, "cpu", sampling=Sampling("temperature", temperature=temperature))
     assert str(e.value) == message
     with pytest.raises(ValueError) as e:
         check_temperature(temperature)
@@ -48,11 +48,11 @@ def test_temperatures_from_0_to_100_are_accepted_and_typed_text_is_read_the_same
     net, vocab = _net()
     assert MAX_TEMPERATURE == 100
     for t in (0, 0.8, 100, 1e-320):  # 1e-320: no overflow to inf/nan when dividing by it
-        p = predict("the", 20, net, vocab, "cpu", temperature=t,
+        p = predict("the", 20, net, vocab, "cpu", sampling=Sampling("temperature", temperature=t),
                     generator=torch.Generator().manual_seed(0))
         assert len(p.text) == 20
     # A tiny temperature samples what greedy picks.
-    tiny = predict("the", 20, net, vocab, "cpu", temperature=1e-320,
+    tiny = predict("the", 20, net, vocab, "cpu", sampling=Sampling("temperature", temperature=1e-320),
                    generator=torch.Generator().manual_seed(0))
     assert tiny.text == predict("the", 20, net, vocab, "cpu").text
     assert parse_temperature(" 0.5 ") == 0.5 and parse_temperature("100") == 100.0
@@ -79,7 +79,7 @@ def test_unk_is_never_generated_greedy_or_sampled():
     assert "<unk>" not in greedy.text and greedy.text == "e" * 30  # the best real character
     for t in (0.5, 1.0, 100.0):
         for seed in range(5):
-            p = predict("the", 100, net, vocab, "cpu", temperature=t,
+            p = predict("the", 100, net, vocab, "cpu", sampling=Sampling("temperature", temperature=t),
                         generator=torch.Generator().manual_seed(seed))
             assert "<unk>" not in p.text and len(p.text) == 100
             assert all(ch in vocab.idx_to_token[1:] for ch in p.text)

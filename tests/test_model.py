@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from engine.data import Vocab, tokenize
 from engine.generate import predict, predict_ch8
 from engine.model import RNNModelScratch, get_params, init_rnn_state, rnn
+from engine.sampling import Sampling
 from engine.train import book_train_step, grad_clipping, perplexity
 
 
@@ -105,7 +106,7 @@ def test_predict_reports_unknown_characters_and_bad_requests():
     with pytest.raises(ValueError, match="prefix is empty"):
         predict("", 3, net, vocab, "cpu")
     with pytest.raises(ValueError, match="temperature"):
-        predict("a", 3, net, vocab, "cpu", temperature=-1)
+        predict("a", 3, net, vocab, "cpu", sampling=Sampling("temperature", temperature=-1))
     long = predict("ab" * 50_000, 2, net, vocab, "cpu")
     assert long.truncated == 100_000 - 2_000 and len(long.text) == 2
 
@@ -113,6 +114,6 @@ def test_predict_reports_unknown_characters_and_bad_requests():
 def test_sampling_with_temperature_is_reproducible():
     vocab = Vocab(tokenize(["abcdef"], "char"))
     net = RNNModelScratch(len(vocab), 8, "cpu")
-    a = predict("ab", 30, net, vocab, "cpu", temperature=1.0, generator=torch.Generator().manual_seed(0))
-    b = predict("ab", 30, net, vocab, "cpu", temperature=1.0, generator=torch.Generator().manual_seed(0))
+    a = predict("ab", 30, net, vocab, "cpu", sampling=Sampling("temperature", temperature=1.0), generator=torch.Generator().manual_seed(0))
+    b = predict("ab", 30, net, vocab, "cpu", sampling=Sampling("temperature", temperature=1.0), generator=torch.Generator().manual_seed(0))
     assert a.text == b.text and len(set(a.text)) > 1

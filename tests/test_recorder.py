@@ -17,7 +17,7 @@ def test_run_directory_holds_metrics_samples_and_checkpoint(timemachine_corpus, 
     saved_at = []
     trainer.add_listener(lambda e: saved_at.append(load_checkpoint(recorder.checkpoint_path).epoch)
                          if type(e).__name__ == "EpochDone" and e.epoch == 2 else None)
-    trainer._pending["lr"] = 0.5  # a live change, as from another thread, before the first batch
+    trainer.control.set("lr", 0.5)  # a live change, as from another thread, before the first batch
     trainer.run()
     recorder.close()
     records = read_metrics(tmp_path / "run")

@@ -268,7 +268,7 @@ class RnnTuiApp(App[int]):
         self._prediction_time = time.monotonic()
         snap = trainer.snapshot()
         self._prediction_version = (snap.epoch, snap.batch)
-        future = trainer.request_prediction(message.prefix, message.num_preds, message.temperature)
+        future = trainer.request_prediction(message.prefix, message.num_preds, message.sampling)
 
         def answered(f) -> None:  # on the trainer's thread: post, never wait
             try:

@@ -11,8 +11,9 @@ from typing import Sequence
 
 from engine import __version__
 from engine.checkpoint import CheckpointError, load_checkpoint
-from engine.config import FLAGS, MAX_PREDICT_LEN, SETTINGS, ConfigError, TrainConfig, check_field
-from engine.generate import MAX_TEMPERATURE, parse_temperature
+from engine.config import FIELD_TYPES, FLAGS, MAX_PREDICT_LEN, SETTINGS, ConfigError, TrainConfig, check_field
+from engine.sampling import (MAX_TEMPERATURE, Sampling, SamplingError, parse_sampling,
+                             parse_temperature)
 from engine.settings import (DEFAULT_SOURCE, SettingsError, default_config_path, load_settings,
                              merge, render_config, value_sources)
 from engine.checkpoint import resume_config
@@ -70,10 +71,17 @@ def _num_chars(text: str) -> int:
 
 
 def _temperature(text: str) -> float:
-    """--temperature of `generate`: engine.generate's rule, the same as the app's prompt."""
+    """--temperature of `generate`: engine.sampling's rule, the same as the app's prompt."""
     try:
         return parse_temperature(text)
-    except ValueError as e:
+    except SamplingError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _sampling(text: str) -> Sampling:
+    try:
+        return parse_sampling(text)
+    except SamplingError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -86,6 +94,8 @@ def add_train_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> 
                       help=f"{help_text} (default: {default})")
         if SETTINGS[name].choices:
             kwargs["metavar"] = "{" + ",".join(SETTINGS[name].choices) + "}"
+        if FIELD_TYPES[name] is tuple:  # a list: the flag once per item
+            kwargs.update(type=str, action="append", metavar="TEXT")
         group.add_argument(flag, default=argparse.SUPPRESS if suppress else None, **kwargs)
 
 
@@ -115,9 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prefix", required=True, help="the text to continue")
     gen.add_argument("-n", "--num-chars", type=_num_chars, default=50, metavar="N",
                      help=f"characters to generate, at most {MAX_PREDICT_LEN} (default: 50)")
-    gen.add_argument("--temperature", type=_temperature, default=0.0, metavar="T",
+    gen.add_argument("--sampling", type=_sampling, default=None, metavar="STRATEGY",
+                     help="greedy (the book's), temperature T, top-k K, top-p P or power A "
+                          "(p^A renormalized), e.g. --sampling 'top-p 0.9' (default: greedy, "
+                          "or temperature with --temperature)")
+    gen.add_argument("--temperature", type=_temperature, default=None, metavar="T",
                      help=f"0 for the book's greedy choice, above 0 (up to {MAX_TEMPERATURE:g}) "
-                          "to sample (default: 0)")
+                          "to sample; with top-k and top-p, their temperature (default: 1)")
     gen.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
     gen.add_argument("--device", default="cpu", help="device to run on (default: cpu)")
     return parser

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import torch
+from dataclasses import replace
 
 from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from engine.devices import DeviceError, resolve_device
 from engine.generate import predict
+from engine.sampling import GREEDY, Sampling
+
+
+def sampling(args: argparse.Namespace) -> Sampling:
+    """--sampling, --temperature and --seed as one value; --temperature alone samples at that
+    temperature, as before --sampling existed."""
+    chosen = args.sampling or (Sampling("temperature") if args.temperature is not None
+                               else GREEDY)
+    if args.temperature is not None:
+        chosen = replace(chosen, temperature=args.temperature)
+    return replace(chosen, seed=args.seed).checked()
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -17,9 +27,7 @@ def run_generate(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.checkpoint)
         device = resolve_device(args.device)
         net, vocab = model_from_checkpoint(ckpt, device)
-        prediction = predict(args.prefix, args.num_chars, net, vocab, device,
-                             temperature=args.temperature,
-                             generator=torch.Generator().manual_seed(args.seed),
+        prediction = predict(args.prefix, args.num_chars, net, vocab, device, sampling(args),
                              preprocess=ckpt.train_config().preprocess)
     except (CheckpointError, DeviceError, ValueError) as e:
         print(f"rnn-tui: error: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Messages that cross widget boundaries or threads.
+"""Messages that cross widget boundaries or threads, written as values.
 
 Widgets post requests upward (the app owns the trainer); the trainer's thread answers
 through `App.post_message`, which is thread-safe and never blocks it.
@@ -6,52 +6,46 @@ through `App.post_message`, which is thread-safe and never blocks it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from textual.message import Message
 
 from engine.generate import Prediction
+from engine.sampling import Sampling
 
 
+@dataclass
 class PredictionRequested(Message):
     """The prompt wants a continuation of `prefix`."""
-
-    def __init__(self, prefix: str, num_preds: int, temperature: float) -> None:
-        super().__init__()
-        self.prefix = prefix
-        self.num_preds = num_preds
-        self.temperature = temperature
+    prefix: str
+    num_preds: int
+    sampling: Sampling
 
 
+@dataclass
 class PredictionReady(Message):
     """The trainer answered request `token` (posted from the trainer's thread)."""
-
-    def __init__(self, token: int, prediction: Prediction | None, error: str | None,
-                 epoch: int) -> None:
-        super().__init__()
-        self.token = token
-        self.prediction = prediction
-        self.error = error
-        self.epoch = epoch
+    token: int
+    prediction: Prediction | None
+    error: str | None
+    epoch: int
 
 
+@dataclass
 class LiveSettingChanged(Message):
     """A live hyperparameter (config.LIVE_FIELDS) was committed with a valid value."""
-
-    def __init__(self, name: str, value: Any) -> None:
-        super().__init__()
-        self.name = name
-        self.value = value
+    name: str
+    value: Any
 
 
+@dataclass
 class RestartRequested(Message):
     """The user asked to restart with the hyperparameter panel's settings."""
 
 
+@dataclass
 class CheckpointSaved(Message):
     """A save asked with `s` finished (posted from the trainer's thread)."""
-
-    def __init__(self, path: Any, error: str | None) -> None:
-        super().__init__()
-        self.path = path
-        self.error = error
+    path: Any
+    error: str | None

@@ -19,7 +19,7 @@ from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.config import LIVE_FIELDS, SETTINGS, ConfigError, Kind, TrainConfig, check_field
+from engine.config import FIELD_TYPES, LIVE_FIELDS, SETTINGS, ConfigError, Kind, TrainConfig, check_field
 
 from ..messages import LiveSettingChanged, RestartRequested
 from .ordered_input import OrderedInput
@@ -45,9 +45,14 @@ SPECS = {f.name: f for f in LIVE + RESTART}
 NAMED_CORPORA = ("timemachine", "pydoc")
 
 
+LIST_SEPARATOR = " | "  # a list setting (the prefixes) in one field
+
+
 def show_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return LIST_SEPARATOR.join(value)
     return str(value)
 
 
@@ -56,6 +61,8 @@ def check(name: str, text: str) -> Any:
     label = SPECS[name].label
     if not text.strip():
         raise ConfigError(f"{label} is empty")
+    if FIELD_TYPES[name] is tuple:
+        text = [part.strip() for part in text.split(LIST_SEPARATOR.strip())]
     try:
         value = check_field(name, text)
     except ConfigError as e:  # the engine's message names the setting; the form, its label

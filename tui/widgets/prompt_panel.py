@@ -10,11 +10,13 @@ from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
-from engine.generate import Prediction, parse_temperature
+from engine.generate import Prediction
+from engine.sampling import Sampling
 
 from .. import format as fmt
 from ..messages import PredictionRequested
 from .ordered_input import OrderedInput
+from .sampling_input import SamplingInput
 from .top_chars import TopChars
 
 DEBOUNCE_S = 0.2
@@ -47,7 +49,7 @@ class PromptPanel(Vertical):
         super().__init__(**kwargs)
         self.border_title = "Prompt"
         self._debounce: Timer | None = None
-        self._requested: tuple[str, int, float] | None = None
+        self._requested: tuple[str, int, Sampling] | None = None
 
     def compose(self) -> ComposeResult:
         yield OrderedInput(placeholder="type a prefix, e.g. time traveller",
@@ -57,11 +59,12 @@ class PromptPanel(Vertical):
             yield OrderedInput(str(DEFAULT_LENGTH), id="prompt-length", compact=True,
                                restrict=r"[0-9]*", max_length=3,
                                tooltip=f"characters to generate, 1 to {MAX_LENGTH}")
-            yield Label("temp", classes="control-label")
-            yield OrderedInput("0", id="prompt-temperature", compact=True, max_length=6,
-                               tooltip="0 picks the likeliest character (the book's greedy "
-                                       "prediction); above 0 samples, more freely as it grows")
-            yield Static("greedy", id="prompt-mode", markup=False)
+            yield Label("sampling", classes="control-label")
+            yield SamplingInput("greedy", id="prompt-sampling", compact=True, max_length=24,
+                                tooltip="greedy (the book's: the likeliest character), "
+                                        "temperature T, top-k K, top-p P or power A; ctrl+t "
+                                        "switches, up and down change the number")
+            yield Static("ctrl+t", id="prompt-mode", markup=False)
         yield Static(id="prompt-output", markup=False)
         yield Static(id="prompt-unknown", markup=False)
         yield TopChars(id="top-chars")
@@ -76,25 +79,22 @@ class PromptPanel(Vertical):
     def prefix(self) -> str:
         return self.query_one("#prompt-input", Input).value
 
-    def settings(self) -> tuple[int, float]:
-        """(length, temperature) from the controls; raises ValueError with a message."""
+    def settings(self) -> tuple[int, Sampling]:
+        """(length, sampling) from the controls; raises ValueError with a message."""
         n = parse_length(self.query_one("#prompt-length", Input).value)
-        t = parse_temperature(self.query_one("#prompt-temperature", Input).value)
-        return n, t
+        return n, self.query_one("#prompt-sampling", SamplingInput).sampling()
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
         event.stop()
         try:
-            _, temperature = self.settings()
+            self.settings()
         except ValueError as e:
             self.error = str(e)
             return
         self.error = ""
         if self.prediction is None:
             self._show()  # the prefix typed so far, until its first answer comes
-        self.query_one("#prompt-mode", Static).update(
-            "greedy" if temperature == 0 else "sampled")
         if self._debounce is not None:
             self._debounce.stop()
         self._debounce = self.set_timer(DEBOUNCE_S, self.request)
@@ -118,7 +118,7 @@ class PromptPanel(Vertical):
             self.prediction = None
             return False
         key = (prefix, n, t)
-        if key == self._requested and not force and t == 0:
+        if key == self._requested and not force and t.greedy:
             return False  # greedy and unchanged: the same answer
         self._requested = key
         self.post_message(PredictionRequested(prefix, n, t))
@@ -159,8 +159,7 @@ class PromptPanel(Vertical):
         unknown.display = bool(p is not None and (p.unknown or p.note or p.truncated))
         if unknown.display:
             unknown.update(self.render_notes(p))
-        mode = "" if p is None else ("greedy" if self._requested and self._requested[2] == 0
-                                     else "sampled")
+        mode = "" if p is None or not self._requested else str(self._requested[2])
         epoch = f"epoch {self.epoch}" if p is not None and self.epoch is not None else ""
         self.border_subtitle = " · ".join(x for x in (epoch, mode) if x)
 
