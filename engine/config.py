@@ -177,6 +177,9 @@ class TrainConfig:
                               "(0: all)", Kind.MODEL, flag="max-tokens", constraint=at_least_zero)
     seed: int = setting(0, "seed", "random seed for parameters and batches", Kind.MODEL,
                         flag="seed", constraint=both(at_least_zero, at_most(MAX_SEED)))
+    detach: str = setting("yes", "detach", "yes: cut the graph between sequential batches (the "
+                          "book); no: backpropagate through up to 16 batches before (memory and "
+                          "time grow)", Kind.RESTART, flag="detach", choices=("yes", "no"))
     optimizer: str = setting("sgd", "optimizer", "sgd (the book's) or adam (d2l 12.10; try "
                              "--lr 0.01)", Kind.RESTART, flag="optimizer", choices=OPTIMIZERS)
     device: str = setting("auto", "device", "auto, cpu, cuda, cuda:N or mps", Kind.RESTART,

@@ -281,13 +281,14 @@ def grad_clipping(grads: list[torch.Tensor], theta: float) -> tuple[torch.Tensor
 
 
 def fast_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: float,
-                    clip: float, optimizer=None) -> tuple[torch.Tensor, torch.Tensor, State]:
+                    clip: float, optimizer=None, retain_graph: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, State]:
     """book_train_step's contract and numbers, without a host synchronization."""
     y = Y.T.reshape(-1)
     y_hat, state = net(X, state)
     l = loss(y_hat, y.long())
     params = net.parameters()
-    grads = torch.autograd.grad(l, params)
+    grads = torch.autograd.grad(l, params, retain_graph=retain_graph)
     norm, scale = grad_clipping(grads, clip)
     # A non-finite step is skipped.
     (optimizer or SGD(params)).fast_step(params, grads, lr, scale, apply=torch.isfinite(norm))

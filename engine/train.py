@@ -36,9 +36,11 @@ def sgd(params, lr: float, batch_size: int) -> None:
 
 
 def book_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: float,
-                    clip: float, optimizer=None) -> tuple[torch.Tensor, torch.Tensor, State]:
+                    clip: float, optimizer=None, retain_graph: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, State]:
     """Forward, loss, backward, clip, update: the body of d2l's `train_epoch_ch8`.
-    The update is the book's sgd unless an optimizer (engine.optim) is given.
+    The update is the book's sgd unless an optimizer (engine.optim) is given; retain_graph
+    keeps this batch's graph for the next batch's backward (CarriedGraph).
 
     Returns the summed loss over the batch's tokens (a tensor, so the caller decides when to
     read it), the gradient norm before clipping, and the new state. A step whose gradient is
@@ -49,7 +51,7 @@ def book_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: flo
     l = loss(y_hat, y.long()).mean()
     for p in net.parameters():
         p.grad = None
-    l.backward()
+    l.backward(retain_graph=retain_graph)
     norm = grad_clipping(net, clip)
     if torch.isfinite(norm):
         if optimizer is None:
@@ -57,6 +59,34 @@ def book_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: flo
         else:
             optimizer.book_step(net.parameters(), lr)
     return l.detach() * y.numel(), norm.detach(), state
+
+
+class CarriedGraph:
+    """The model, for sequential batches whose state is not detached (the chapter's exercise):
+    the gradient of each batch then flows back through the batches before it.
+
+    Those earlier batches computed with the parameters of their time, which the update has
+    since changed in place; so each batch computes with fresh copies (`clone`, whose backward
+    needs no saved values), and the gradient still reaches the parameters themselves. The
+    steps keep each batch's graph (retain_graph) for the batches after it; the trainer cuts
+    the graph every MAX_CARRIED_BATCHES batches, or memory would grow without end.
+    """
+    MAX_CARRIED_BATCHES = 16
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def __call__(self, X: torch.Tensor, state: State):
+        params = self.net.params
+        originals = list(params)
+        params[:] = [p.clone() for p in originals]
+        try:
+            return self.net(X, state)
+        finally:
+            params[:] = originals
+
+    def parameters(self):
+        return self.net.parameters()
 
 
 def perplexity(mean_loss: float) -> float:

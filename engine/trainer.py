@@ -38,7 +38,7 @@ from .generate import Prediction, predict
 from .optim import make_optimizer, scheduled_lr
 from .sampling import GREEDY, Sampling, parse_sampling
 from .implementations import Implementation, get_implementation
-from .train import diverged, perplexity
+from .train import CarriedGraph, diverged, perplexity
 
 PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
 MAX_HISTORY = 4096         # per-epoch points kept; beyond that the history is halved
@@ -126,6 +126,13 @@ class Trainer:
                             sum(p.numel() for p in self.net.parameters()), corpus.notice)
         if corpus.notice:
             self._emit(Notice(corpus.notice))
+        if c.detach == "no":
+            self._emit(Notice(
+                "detach no: with random sampling the state starts afresh every batch anyway"
+                if c.use_random_iter else
+                f"detach no: each batch backpropagates through up to "
+                f"{CarriedGraph.MAX_CARRIED_BATCHES - 1} batches before it; memory and time "
+                "per batch grow with them"))
         self._emit(Started(self.info, self._epoch))
         self._publish(batch=0)
         return self.info
@@ -304,6 +311,7 @@ class Trainer:
     def _train_epoch(self) -> None:
         """One pass over the data: d2l's `train_epoch_ch8`, checking commands between batches."""
         net, device, use_random_iter = self.net, self.device, self.config.use_random_iter
+        carry = self.config.detach == "no" and not use_random_iter  # the graph across batches
         state = None
         loss_sum = torch.zeros((), device=device)
         num_tokens = 0
@@ -316,12 +324,13 @@ class Trainer:
             if state is None or use_random_iter:
                 # Initialize state for the first batch, and for every batch of random sampling.
                 state = net.begin_state(batch_size=X.shape[0], device=device)
-            else:
+            elif not carry or batch % CarriedGraph.MAX_CARRIED_BATCHES == 0:
                 # Keep the state but cut the graph, so gradients stop at the batch boundary.
                 state = tuple(s.detach() for s in state)
             X, Y = to_device(X, device), to_device(Y, device)
-            batch_loss, grad_norm, state = self.impl.train_step(net, X, Y, state, lr, self._clip,
-                                                                self.optimizer)
+            batch_loss, grad_norm, state = self.impl.train_step(
+                CarriedGraph(net) if carry else net, X, Y, state, lr, self._clip, self.optimizer,
+                retain_graph=carry)
             loss_sum += batch_loss
             num_tokens += Y.numel()
             self._last_batch = (batch_loss, grad_norm, Y.numel())

@@ -113,3 +113,54 @@ def test_a_run_with_each_optimizer_resumes_exactly(timemachine_corpus, tmp_path,
     resumed = Trainer(resume_config(ckpt, epochs=4), corpus=timemachine_corpus, resume=ckpt)
     assert resumed.run().history == straight
     assert isinstance(resumed.optimizer, Adam if optimizer == "adam" else SGD)
+
+
+class GradientRecorder:
+    """An optimizer that only records the gradients it is given."""
+    grads: list[torch.Tensor] = []
+
+    def book_step(self, params, lr):
+        self.grads = [p.grad.clone() for p in params]
+        for p in params:
+            p.grad.zero_()
+
+    def fast_step(self, params, grads, lr, scale, apply):
+        self.grads = [g.clone() for g in grads]
+
+
+@pytest.mark.parametrize("step", [book_train_step, fast_train_step])
+def test_no_detach_carries_the_graph_across_batches(step):
+    """Batch 2's gradient through the carried graph is that of its loss on the unrolled
+    two-batch sequence (the recorder never moves the parameters)."""
+    from engine.train import CarriedGraph
+
+    X, Y = _batch(seed=3, steps=10)
+    X1, X2, Y2 = X[:, :5], X[:, 5:], Y[:, 5:]
+    net = _net()
+    carried, recorder = CarriedGraph(net), GradientRecorder()
+    _, _, state = step(carried, X1, Y[:, :5], net.begin_state(3), 1.0, 0.0, recorder,
+                       retain_graph=True)
+    step(carried, X2, Y2, state, 1.0, 0.0, recorder, retain_graph=True)
+    ref = _net()
+    y_hat, _ = ref(X, ref.begin_state(3))
+    loss = torch.nn.functional.cross_entropy(y_hat[15:], Y2.T.reshape(-1))  # batch 2's loss
+    want = torch.autograd.grad(loss, ref.params)
+    for got, w in zip(recorder.grads, want):
+        torch.testing.assert_close(got, w, rtol=1e-5, atol=1e-7)
+    # ... and that differs from the detached gradient (which cannot see the earlier steps)
+    ref2 = _net()
+    y2, _ = ref2(X2, tuple(s.detach() for s in state))
+    cut = torch.autograd.grad(torch.nn.functional.cross_entropy(y2, Y2.T.reshape(-1)), ref2.params)
+    assert not torch.allclose(cut[1], want[1])
+
+
+def test_no_detach_trains_otherwise_and_says_so(timemachine_corpus):
+    notices = []
+    config = TrainConfig(**SMALL, epochs=2, detach="no")
+    trainer = Trainer(config, corpus=timemachine_corpus)
+    trainer.add_listener(lambda e: notices.append(e.message) if type(e).__name__ == "Notice"
+                         else None)
+    carried = trainer.run().history
+    assert any("backpropagates through up to 15 batches" in n for n in notices)
+    detached = Trainer(config.replace(detach="yes"), corpus=timemachine_corpus).run().history
+    assert carried[0] != detached[0] and all(math.isfinite(p) for p in carried)
