@@ -22,8 +22,8 @@ def run_name(trainer: Trainer) -> str:
     """e.g. timemachine-h512-sequential: named after the corpus the run really uses (pydoc
     when the Time Machine could not be had), once the trainer has loaded it."""
     c = trainer.config
-    corpus = getattr(trainer, "corpus", None)
-    return f"{Path(corpus.name if corpus else c.corpus).stem}-h{c.num_hiddens}-{c.iterator}"
+    corpus = trainer.info.corpus if trainer.info else c.corpus
+    return f"{Path(corpus).stem}-h{c.num_hiddens}-{c.iterator}"
 
 
 class RunRecorder:
@@ -89,7 +89,7 @@ class RunRecorder:
     def save(self) -> Path | None:
         """Checkpoint the last finished epoch (on the training thread). A failure is kept in
         save_error and returned as None, never raised into training."""
-        if self.checkpoint_path is None or getattr(self.trainer, "info", None) is None:
+        if self.checkpoint_path is None or self.trainer.info is None:
             return None
         try:
             self.last_saved = self.trainer.save(self.checkpoint_path)
