@@ -7,7 +7,7 @@ Trains with the real Trainer, the book's loop first and then the fast path, and 
 time, the final perplexity and the two continuations the book shows ('time traveller',
 'traveller'), then the ratio of the wall times. The two runs end at different perplexities
 after many epochs even though their steps agree to 1e-6: at lr 1 training is chaotic (see
-shared/docs/performance.md, "Equality"); compare them across seeds, not digit by digit.
+docs/performance.md, "Equality"); compare them across seeds, not digit by digit.
 """
 
 from __future__ import annotations

@@ -13,21 +13,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.corpus import Corpus, load_file, load_text  # noqa: E402
-
-# The book's file beside the checkout (where the project's machines keep it): no download.
-SHARED_TIMEMACHINE = REPO.parent / "shared" / "data" / "timemachine.txt"
+from engine.corpus import Corpus, load_text  # noqa: E402
 
 
 def open_corpus(name: str = "timemachine") -> Corpus:
-    """A corpus by name or path, as the app takes it; prints the notice of a fallback."""
-    if name == "timemachine" and SHARED_TIMEMACHINE.is_file():
-        return load_file(SHARED_TIMEMACHINE)
-    path = Path(name)
-    corpus = load_file(path) if path.is_file() else load_text(name)
-    if corpus.notice:
-        print(f"note: {corpus.notice}")
-    return corpus
+    """A corpus by name ('timemachine' ships in the package) or path, as the app takes it."""
+    return load_text(name)
 
 
 def add_machine_args(parser: argparse.ArgumentParser, threads: int = 2) -> None:
@@ -35,5 +26,4 @@ def add_machine_args(parser: argparse.ArgumentParser, threads: int = 2) -> None:
     parser.add_argument("--threads", type=int, default=threads,
                         help="torch threads (0: all cores)")
     parser.add_argument("--corpus", default="timemachine",
-                        help="'timemachine' (beside the checkout, cached or downloaded; else "
-                             "pydoc), 'pydoc', or a path")
+                        help="'timemachine' (the book's, in the package), 'pydoc', or a path")

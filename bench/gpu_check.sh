@@ -8,9 +8,7 @@
 #   bash bench/gpu_check.sh [OUTDIR]        (logs go to OUTDIR, default $OUT or /tmp/gpu_check)
 #
 # Needs python3 with a CUDA build of torch, pytest and hypothesis; not Textual (only the
-# engine is tested). The tests read the book's file from ../shared/data/timemachine.txt; on
-# a machine where only the checkout travels, put a copy in .gpu-data/ (ignored by git) and
-# this script puts it there.
+# engine is tested). The book's file ships in the checkout (engine/corpora/timemachine.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-/tmp/gpu_check}}
@@ -24,9 +22,6 @@ fi
 if ! python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check" >&2
     exit 2
-fi
-if [ ! -f ../shared/data/timemachine.txt ] && [ -f .gpu-data/timemachine.txt ]; then
-    mkdir -p ../shared/data && cp .gpu-data/timemachine.txt ../shared/data/
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuDNN', torch.backends.cudnn.version())" \

@@ -1,28 +1,19 @@
 """Where the text comes from: the book's Time Machine, a file of the user's, or pydoc's topics.
 
-One loader, `load_text(source)`, for every source. The Time Machine is cached in the user's
-cache directory after a verified download, so the installed program never depends on the
-repository's copy; when it can be neither found nor downloaded, the offline `pydoc` corpus
-takes its place with a notice.
+One loader, `load_text(source)`, for every source. The Time Machine ships inside the package
+(engine/corpora/timemachine.txt, the file the book downloads, in the public domain), so the
+book's run is the same everywhere, online or not, with no download and no cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import urllib.request
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Callable
 
-from .files import atomic_write
-
-TIMEMACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
 TIMEMACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
 TIMEMACHINE_FILE = "timemachine.txt"
-DOWNLOAD_TIMEOUT_S = 10.0
-
-Progress = Callable[[int, "int | None"], None]  # (bytes so far, total bytes or None)
 
 
 class CorpusError(ValueError):
@@ -34,7 +25,7 @@ class Corpus:
     name: str
     text: str
     sha1: str
-    notice: str | None = None  # shown to the user, e.g. when a fallback was taken
+    notice: str | None = None  # shown to the user, e.g. about how the text was read
 
     @property
     def num_chars(self) -> int:
@@ -45,45 +36,14 @@ def sha1_of(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def data_dir() -> Path:
-    """The cache directory for corpora: $RNN_TUI_DATA_DIR, else $XDG_CACHE_HOME/rnn-tui."""
-    override = os.environ.get("RNN_TUI_DATA_DIR")
-    if override:
-        return Path(override).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "rnn-tui"
-
-
-def download(url: str, dest: Path, sha1: str, progress: Progress | None = None,
-             timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Fetch url into dest only if its SHA-1 matches; a bad download leaves nothing behind."""
-    chunks = []
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        total = response.length
-        done = 0
-        while chunk := response.read(64 * 1024):
-            chunks.append(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-    data = b"".join(chunks)
-    got = sha1_of(data)
-    if got != sha1:
-        raise CorpusError(f"the file downloaded from {url} has SHA-1 {got}, expected {sha1}")
-    atomic_write(dest, lambda f: f.write(data))
-    return dest
-
-
-def load_timemachine(url: str = TIMEMACHINE_URL, cache_dir: Path | None = None,
-                     progress: Progress | None = None) -> Corpus:
-    """The book's corpus: the cached copy if its SHA-1 matches, else a verified download."""
-    path = (cache_dir or data_dir()) / TIMEMACHINE_FILE
-    if path.is_file():
-        data = path.read_bytes()
-        if sha1_of(data) == TIMEMACHINE_SHA1:
-            return Corpus("timemachine", data.decode("utf-8"), TIMEMACHINE_SHA1)
-    download(url, path, TIMEMACHINE_SHA1, progress)
-    return Corpus("timemachine", path.read_text("utf-8"), TIMEMACHINE_SHA1)
+def load_timemachine() -> Corpus:
+    """The book's corpus, from the copy inside the package (checked against the book's SHA-1)."""
+    data = resources.files("engine.corpora").joinpath(TIMEMACHINE_FILE).read_bytes()
+    sha1 = sha1_of(data)
+    if sha1 != TIMEMACHINE_SHA1:  # a damaged install, not a user's mistake
+        raise CorpusError(f"the packaged Time Machine has SHA-1 {sha1}, expected "
+                          f"{TIMEMACHINE_SHA1}: reinstall rnn-tui")
+    return Corpus("timemachine", data.decode("utf-8"), sha1)
 
 
 def load_pydoc() -> Corpus:
@@ -117,18 +77,10 @@ def load_file(path: str | Path) -> Corpus:
     return Corpus(p.name, text, sha1_of(data))
 
 
-def load_text(source: str = "timemachine", progress: Progress | None = None,
-              url: str = TIMEMACHINE_URL) -> Corpus:
+def load_text(source: str = "timemachine") -> Corpus:
     """Load a corpus by name ('timemachine', 'pydoc') or by path to a UTF-8 text file."""
     if source == "timemachine":
-        try:
-            return load_timemachine(url=url, progress=progress)
-        except (OSError, CorpusError, ValueError) as e:
-            reason = getattr(e, "reason", None) or e
-            fallback = load_pydoc()
-            notice = (f"The Time Machine could not be found in {data_dir()} or downloaded "
-                      f"({reason}); using the offline 'pydoc' corpus instead.")
-            return Corpus(fallback.name, fallback.text, fallback.sha1, notice)
+        return load_timemachine()
     if source == "pydoc":
         return load_pydoc()
     return load_file(source)

@@ -10,7 +10,7 @@ The math is `engine.model.rnn`'s, reorganized:
 Routes, chosen once per device and named in the implementation's `detail`:
 - "onednn" (CPU): oneDNN's matrix product with the tanh fused (`torch.ops.mkldnn`), inside a
   hand-written autograd Function. bench/throughput.py measured 1.4x the book's loop on a
-  2-core AMD EPYC (Zen 4); shared/docs/performance.md saw up to 2x on Zen 5. Without autograd
+  2-core AMD EPYC (Zen 4); docs/performance.md saw up to 2x on Zen 5. Without autograd
   (generation) it runs the fallback, which is faster there.
 - "rnn_tanh" (CUDA): PyTorch's fused RNN op, `torch._VF.rnn_tanh`, which is cuDNN on NVIDIA GPUs.
 - "fallback": plain PyTorch (the projections hoisted, a loop over time, autograd); everywhere.

@@ -19,8 +19,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run_name(trainer: Trainer) -> str:
-    """e.g. timemachine-h512-sequential: named after the corpus the run really uses (pydoc
-    when the Time Machine could not be had), once the trainer has loaded it."""
+    """e.g. timemachine-h512-sequential: named after the corpus the run really uses (a file's
+    name without its folders and suffix), once the trainer has loaded it."""
     c = trainer.config
     corpus = trainer.info.corpus if trainer.info else c.corpus
     return f"{Path(corpus).stem}-h{c.num_hiddens}-{c.iterator}"

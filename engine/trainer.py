@@ -2,7 +2,7 @@
 
 It trains in the thread that calls `run()` and owns the model there: every torch operation
 (training, generation for other threads, evaluation) happens on that thread, because two
-threads running torch ops fight over the cores (shared/docs/performance.md, "Threads").
+threads running torch ops fight over the cores (docs/performance.md, "Threads").
 Other threads read `snapshot()` (an immutable value published under a lock), drain
 `events()`, send commands (pause, resume, step, stop, set_*) that apply at the next batch
 boundary, and ask for predictions or a checkpoint with `request_prediction()` and
@@ -52,7 +52,6 @@ class _Stop(Exception):
 class Trainer:
     def __init__(self, config: TrainConfig | None = None, corpus: Corpus | None = None,
                  on_event: Callable[[Event], None] | None = None,
-                 progress: Callable[[int, int | None], None] | None = None,
                  resume: Checkpoint | None = None):
         """config defaults to the book's; with resume, training continues from a checkpoint
         (build its config with resume_config) exactly where it stopped."""
@@ -60,7 +59,6 @@ class Trainer:
         self._resume = resume
         self._corpus = corpus
         self._listeners: list[Callable[[Event], None]] = [on_event] if on_event else []
-        self._download_progress = progress
         self._lock = threading.Lock()     # guards the published snapshot
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         # Commands and requests from other threads, taken at the next batch boundary.
@@ -82,7 +80,7 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         self.device = resolve_device(c.device)
-        corpus = self._corpus or load_text(c.corpus, progress=self._download_progress)
+        corpus = self._corpus or load_text(c.corpus)
         self.corpus = corpus
         tokens, self.vocab = load_corpus(corpus.text, c.max_tokens, c.preprocess)
         if len(self.vocab) < 3:

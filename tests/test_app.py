@@ -597,10 +597,10 @@ async def test_an_error_in_the_worker_is_shown_and_the_app_stays_usable(make_app
 @run_async
 async def test_a_corpus_notice_becomes_a_notification(make_app, timemachine_corpus):
     corpus = Corpus("pydoc", timemachine_corpus.text, timemachine_corpus.sha1,
-                    notice="The Time Machine could not be downloaded; using pydoc.")
+                    notice="Something about this corpus that the user should know.")
     app = make_app(corpus=corpus)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: any("could not be downloaded" in n
+        await wait_for(pilot, lambda: any("the user should know" in n
                                           for n in notifications(app)), what="the notice")
         await pilot.press("q")
 

@@ -1,84 +1,47 @@
-"""Corpus sources: the verified download, the cache, the offline fallback, bad files."""
+"""Corpus sources: the Time Machine inside the package, pydoc, files (and bad ones)."""
 
-import http.server
-import threading
+import hashlib
+import socket
+import urllib.request
 
 import pytest
 
 from engine import corpus as corpus_mod
 from engine.corpus import CorpusError, load_file, load_pydoc, load_text, load_timemachine
+from engine.data import load_corpus
+
+BOOK_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"  # d2l's timemachine.txt
 
 
-class _Server:
-    """A tiny HTTP server on loopback that serves one body at /timemachine.txt."""
-
-    def __init__(self, body: bytes):
-        body_ = body
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body_)))
-                self.end_headers()
-                self.wfile.write(body_)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/timemachine.txt"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def test_the_packaged_time_machine_is_the_books_file(timemachine_path):
+    assert hashlib.sha1(timemachine_path.read_bytes()).hexdigest() == BOOK_SHA1
+    assert corpus_mod.TIMEMACHINE_SHA1 == BOOK_SHA1
 
 
-def test_good_download_is_verified_and_cached(tmp_path, timemachine_path):
-    seen = []
-    with _Server(timemachine_path.read_bytes()) as server:
-        c = load_timemachine(url=server.url, cache_dir=tmp_path, progress=lambda d, t: seen.append((d, t)))
-    assert c.name == "timemachine" and c.sha1 == corpus_mod.TIMEMACHINE_SHA1
-    cached = tmp_path / "timemachine.txt"
-    assert cached.read_bytes() == timemachine_path.read_bytes()
-    assert seen and seen[-1] == (cached.stat().st_size, cached.stat().st_size)
-    # Next time no server is needed: the cache answers.
-    assert load_timemachine(url="http://127.0.0.1:9/none", cache_dir=tmp_path).text == c.text
-    assert [p.name for p in tmp_path.iterdir()] == ["timemachine.txt"]  # no temporary files
+def test_the_time_machine_loads_with_no_network_and_an_empty_cache(tmp_path, monkeypatch):
+    """The default corpus is the book's everywhere: nothing is downloaded or cached."""
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Time Machine must not touch the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    c = load_text("timemachine")
+    assert (c.name, c.sha1, c.notice) == ("timemachine", BOOK_SHA1, None)
+    assert c.text.startswith("The Time Machine, by H. G. Wells")
+    tokens, vocab = load_corpus(c.text, max_tokens=-1, mode="book")
+    assert (len(tokens), len(vocab)) == (170_580, 28)  # d2l 8.2's numbers
+    assert list(cache.iterdir()) == [] and not (tmp_path / "home").exists()
 
 
-def test_wrong_sha1_is_rejected_and_not_cached(tmp_path):
-    with _Server(b"not the time machine") as server:
-        with pytest.raises(CorpusError, match="SHA-1"):
-            load_timemachine(url=server.url, cache_dir=tmp_path)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_damaged_cache_is_replaced_by_a_good_download(tmp_path, timemachine_path):
-    (tmp_path / "timemachine.txt").write_text("damaged")
-    with _Server(timemachine_path.read_bytes()) as server:
-        c = load_timemachine(url=server.url, cache_dir=tmp_path)
-    assert c.sha1 == corpus_mod.TIMEMACHINE_SHA1
-
-
-def test_no_server_falls_back_to_pydoc_with_a_notice(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNN_TUI_DATA_DIR", str(tmp_path))
-    c = load_text("timemachine", url="http://127.0.0.1:9/timemachine.txt")
-    assert c.name == "pydoc" and len(c.text) > 100_000
-    assert "could not be found" in c.notice and "pydoc" in c.notice
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_data_dir_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("RNN_TUI_DATA_DIR", str(tmp_path / "x"))
-    assert corpus_mod.data_dir() == tmp_path / "x"
-    monkeypatch.delenv("RNN_TUI_DATA_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert corpus_mod.data_dir() == tmp_path / "cache" / "rnn-tui"
+def test_a_damaged_packaged_copy_is_refused(monkeypatch):
+    monkeypatch.setattr(corpus_mod, "TIMEMACHINE_SHA1", "0" * 40)
+    with pytest.raises(CorpusError, match="packaged Time Machine has SHA-1 .*reinstall"):
+        load_timemachine()
 
 
 def test_pydoc_corpus_is_offline_english():

@@ -80,12 +80,8 @@ def epoch(screen: str) -> int:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
-def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, size):
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(timemachine_path, data / "timemachine.txt")  # so no download is tried
-    env = {"RNN_TUI_DATA_DIR": str(data), "XDG_DATA_HOME": str(tmp_path / "share"),
-           "TERM": "xterm-256color"}
+def test_the_app_trains_pauses_answers_and_quits(tmp_path, size):
+    env = {"XDG_DATA_HOME": str(tmp_path / "share"), "TERM": "xterm-256color"}
     command = rnn_tui_command() + ["--hidden", "64", "--epochs", "100000", "--max-tokens", "5000",
                                    "--threads", "1", "--corpus", "timemachine"]
     term = Terminal(command, env, size)
@@ -139,13 +135,9 @@ def test_the_app_trains_pauses_answers_and_quits(tmp_path, timemachine_path, siz
 
 
 @pytest.mark.parametrize("sig", ["TERM", "HUP"])
-def test_a_signal_saves_and_exits(tmp_path, timemachine_path, sig):
+def test_a_signal_saves_and_exits(tmp_path, sig):
     """SIGTERM, or SIGHUP when an SSH connection drops: the run is checkpointed, no traceback."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(timemachine_path, data / "timemachine.txt")
-    env = {"RNN_TUI_DATA_DIR": str(data), "XDG_DATA_HOME": str(tmp_path / "share"),
-           "TERM": "xterm-256color"}
+    env = {"XDG_DATA_HOME": str(tmp_path / "share"), "TERM": "xterm-256color"}
     command = rnn_tui_command() + ["--hidden", "32", "--epochs", "100000", "--max-tokens", "3000",
                                    "--threads", "1", "--autosave-every", "100000",
                                    "--run-dir", str(tmp_path / "run")]

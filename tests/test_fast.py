@@ -228,7 +228,7 @@ def book_perplexities(timemachine_corpus):
 
 def test_four_epochs_same_perplexity(route, timemachine_corpus, book_perplexities):
     # Beyond about 4 epochs the two drift apart as any two runs whose parameters differ by
-    # 1e-7 do (lr 1 is chaotic): see shared/docs/performance.md, "Equality".
+    # 1e-7 do (lr 1 is chaotic): see docs/performance.md, "Equality".
     got = perplexities(timemachine_corpus, "fast")
     want = book_perplexities
     assert len(got) == len(want) == 4

@@ -1,6 +1,6 @@
 """The playground: train the book's RNN in a thread and watch it, steer it, talk to it.
 
-Data flows one way (shared/docs/design.md). The trainer runs in a named thread worker and
+Data flows one way (docs/design.md). The trainer runs in a named thread worker and
 owns the model and every torch operation. The app polls its snapshot about ten times a
 second and hands the values down to the panels; panels post messages up; the app turns them
 into trainer commands, which apply at the next batch boundary. Predictions for the prompt
@@ -54,7 +54,7 @@ from .widgets.training_panel import TrainingPanel
 POLL_INTERVAL_S = 0.1          # the UI reads the trainer ~10 times a second, however fast it runs
 PREDICTION_REFRESH_S = 1.0     # while training, the prompt's answer is refreshed at most this often
 PLOT_MIN_HEIGHT = 40           # terminal rows from which the full curve is shown from the start
-STOP_WAIT_S = 30.0             # a stopped trainer ends within one batch; a download can take longer
+STOP_WAIT_S = 30.0             # a stopped trainer ends within one batch; loading can take longer
 
 TrainerFactory = Callable[[TrainConfig, "Corpus | None"], Any]
 ENDED = (RunState.FINISHED, RunState.STOPPED, RunState.ERROR)

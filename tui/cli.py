@@ -105,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the character-level RNN from scratch of Dive into Deep Learning "
                     "(chapter 8.5) and watch it learn. With no command, opens the app.",
         epilog="commands:\n  rnn-tui [FLAGS]                  open the app and start training\n"
-               "  rnn-tui train --headless [FLAGS]  train in a plain terminal, as the book does\n\n"
-               "Environment: RNN_TUI_DATA_DIR sets where the Time Machine is cached "
-               "(default: $XDG_CACHE_HOME/rnn-tui or ~/.cache/rnn-tui).",
+               "  rnn-tui train --headless [FLAGS]  train in a plain terminal, as the book does",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rnn-tui {__version__}")
     add_train_flags(parser)

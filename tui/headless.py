@@ -9,8 +9,8 @@ from __future__ import annotations
 import signal
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from engine.checkpoint import Checkpoint, resume_config
 from engine.config import ConfigError, TrainConfig
@@ -54,17 +54,6 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),
         TimeRemainingColumn(), console=console, transient=False)
-    download = Progress(TextColumn("downloading the Time Machine"), BarColumn(), DownloadColumn(),
-                        console=err, transient=True)
-    download_task = None
-
-    def on_download(done: int, total: int | None) -> None:
-        nonlocal download_task
-        if download_task is None:
-            download.start()
-            download_task = download.add_task("download", total=total)
-        download.update(download_task, completed=done)
-
     task = None
 
     def on_event(event) -> None:
@@ -80,16 +69,13 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         elif isinstance(event, Notice):
             err.print(f"[yellow]notice:[/] {event.message}")
 
-    trainer = Trainer(config, on_event=on_event, progress=on_download, resume=resume)
+    trainer = Trainer(config, on_event=on_event, resume=resume)
     recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every)
     try:
         info = trainer.setup()
     except USER_ERRORS as e:
         err.print(f"rnn-tui: error: {e}", markup=False, soft_wrap=True)
         return 2
-    finally:
-        if download_task is not None:
-            download.stop()
     console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
                   f"used, vocabulary {info.vocab_size} · model {info.num_params:,} parameters · "
                   f"{config.iterator} batches {config.batch_size}x{config.num_steps} · "

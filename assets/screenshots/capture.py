@@ -22,7 +22,7 @@ import textual.app  # noqa: E402
 import textual.pilot  # noqa: E402
 
 from engine.config import TrainConfig  # noqa: E402
-from engine.corpus import load_file, load_text  # noqa: E402
+from engine.corpus import load_text  # noqa: E402
 from tui.app import RnnTuiApp  # noqa: E402
 
 
@@ -38,8 +38,7 @@ textual.pilot.wait_for_idle = _no_idle_wait
 
 
 def corpus():
-    shared = REPO.parent / "shared" / "data" / "timemachine.txt"
-    return load_file(shared) if shared.is_file() else load_text("timemachine")
+    return load_text("timemachine")
 
 
 async def shoot(size, epochs: int, name: str, keys=(), config: TrainConfig | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Corpora that ship inside the package: the book's Time Machine."""
