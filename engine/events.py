@@ -1,7 +1,8 @@
 """What the UI reads from a run: its state, snapshots and events, as plain values.
 
 No torch here: widgets import this module, and the app draws its first frame before torch
-is loaded. The Trainer (engine/trainer.py) publishes these; nothing else makes them.
+is loaded. The Trainer (engine/trainer.py) publishes these, and answers the prompt with a
+Prediction (engine/generate.py makes it); nothing else makes them.
 """
 
 from __future__ import annotations
@@ -135,3 +136,17 @@ class Notice:
 
 
 Event = Started | EpochDone | SampleReady | SettingChanged | Finished | Stopped | Diverged | Failed | Notice
+
+
+@dataclass(frozen=True)
+class Prediction:
+    prefix: str                     # the prefix as the model saw it
+    text: str                       # the generated continuation only
+    unknown: tuple[tuple[int, str], ...] = ()   # (position, character) not in the vocabulary
+    top: tuple[tuple[str, float], ...] = ()     # most likely next characters after the prefix
+    truncated: int = 0              # characters dropped from the front of a long prefix
+    note: str = ""                  # how the prefix was read, e.g. lower-cased for the model
+
+    @property
+    def full(self) -> str:
+        return self.prefix + self.text

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from .config import MAX_PREDICT_LEN
 from .data import Vocab
+from .events import Prediction
 from .sampling import GREEDY, Sampling
 
 # The hidden state forgets long before this; longer prefixes warm up on their tail only.
 MAX_WARMUP_CHARS = 2_000
-
-
-@dataclass(frozen=True)
-class Prediction:
-    prefix: str                     # the prefix as the model saw it
-    text: str                       # the generated continuation only
-    unknown: tuple[tuple[int, str], ...] = ()   # (position, character) not in the vocabulary
-    top: tuple[tuple[str, float], ...] = ()     # most likely next characters after the prefix
-    truncated: int = 0              # characters dropped from the front of a long prefix
-    note: str = ""                  # how the prefix was read, e.g. lower-cased for the model
-
-    @property
-    def full(self) -> str:
-        return self.prefix + self.text
 
 
 def normalize_prefix(prefix: str, preprocess: str) -> tuple[str, str | None]:

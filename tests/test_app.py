@@ -47,7 +47,8 @@ async def wait_for(pilot, condition, timeout: float = 15.0, what: str = "conditi
 
 
 def state(app: RnnTuiApp) -> RunState:
-    return app.trainer.snapshot().state
+    """The trainer's state; READY while the training thread is still building it."""
+    return app.trainer.snapshot().state if app.trainer is not None else RunState.READY
 
 
 async def epochs_done(pilot, app: RnnTuiApp, epochs: int = 1) -> None:

@@ -1,7 +1,8 @@
 """The playground: train the book's RNN in a thread and watch it, steer it, talk to it.
 
 Data flows one way (docs/design.md). The trainer runs in a named thread worker and
-owns the model and every torch operation. The app polls its snapshot about ten times a
+owns the model and every torch operation; the worker builds it, so PyTorch is imported on
+that thread, after the first frame (nothing this module imports at the top needs torch). The app polls its snapshot about ten times a
 second and hands the values down to the panels; panels post messages up; the app turns them
 into trainer commands, which apply at the next batch boundary. Predictions for the prompt
 are requests served by the trainer's thread; the answer comes back as a message (plain text
@@ -16,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import events, on
 from textual.app import App, ComposeResult
@@ -26,22 +27,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resume_config
 from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
 from engine.corpus import Corpus
-from engine.devices import available_devices
-from engine.recorder import RunRecorder
+from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
+                           SampleReady, SettingChanged, Snapshot, Started)
 from engine.runlog import default_runs_dir
-from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo,
-                           RunState, SampleReady, SettingChanged, Snapshot, Started)
-from engine.trainer import Trainer
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
 from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
-from .screens.checkpoints import CheckpointPicker
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
@@ -51,12 +47,18 @@ from .widgets.samples_panel import SamplesPanel
 from .widgets.status_bar import StatusBar
 from .widgets.training_panel import TrainingPanel
 
+if TYPE_CHECKING:  # these import torch, which loads on the trainer's thread
+    from engine.checkpoint import Checkpoint
+    from engine.recorder import RunRecorder
+
 POLL_INTERVAL_S = 0.1          # the UI reads the trainer ~10 times a second, however fast it runs
 PREDICTION_REFRESH_S = 1.0     # while training, the prompt's answer is refreshed at most this often
 PLOT_MIN_HEIGHT = 40           # terminal rows from which the full curve is shown from the start
 STOP_WAIT_S = 30.0             # a stopped trainer ends within one batch; loading can take longer
 
 TrainerFactory = Callable[[TrainConfig, "Corpus | None"], Any]
+LOADING_TORCH = "loading PyTorch…"
+LOADING_MODEL = "loading the corpus and building the model…"
 ENDED = (RunState.FINISHED, RunState.STOPPED, RunState.ERROR)
 # States in which the trainer's thread answers the prompt.
 ANSWERING = (RunState.TRAINING, RunState.PAUSED, RunState.DIVERGED, RunState.FINISHED)
@@ -75,10 +77,11 @@ class RnnTuiApp(App[int]):
     show_plot: reactive[bool] = reactive(False)
 
     def __init__(self, config: TrainConfig, corpus: Corpus | None = None,
-                 trainer_factory: TrainerFactory = Trainer, *, resume: Checkpoint | None = None,
-                 record: bool = False, run_dir: str | None = None,
-                 autosave_every: int = 10) -> None:
-        """trainer_factory(config, corpus) builds each run's trainer (tests pass a fake one).
+                 trainer_factory: TrainerFactory | None = None, *,
+                 resume: Checkpoint | None = None, record: bool = False,
+                 run_dir: str | None = None, autosave_every: int = 10) -> None:
+        """trainer_factory(config, corpus) builds each run's trainer, on the training thread
+        (default: engine.trainer.Trainer; tests pass a fake one).
         resume: the first run continues this checkpoint (a restart starts from scratch).
         record: keep every run on disk with engine.recorder.RunRecorder (metrics, samples,
         a checkpoint every autosave_every epochs and when the run ends); the first run goes to
@@ -86,18 +89,23 @@ class RnnTuiApp(App[int]):
         super().__init__()
         self.config = config
         self.corpus = corpus
-        self.trainer_factory = trainer_factory
+        self.trainer_factory = trainer_factory or book_trainer
         self.resume = resume
         self.record = record
         self.run_dir = run_dir
         self.autosave_every = autosave_every
         self.recorder: RunRecorder | None = None
-        self.trainer: Any = None
+        self.trainer: Any = None  # None until the training thread has built it
         self.train_worker: Worker | None = None
         self.run_ended = threading.Event()  # set when the current trainer's run() returns
+        self.run_ended.set()                # (no run yet)
+        self._handover = threading.Lock()   # the training thread hands its trainer over
+        self._cancel_start = threading.Event()
+        self._found_devices: tuple[str, ...] | None = None  # read on the training thread
         self.info: RunInfo | None = None
         self.last_snapshot: Snapshot | None = None
-        self._devices = tuple(dict.fromkeys(("auto", *available_devices(), config.device)))
+        # The devices torch finds are known once it has loaded; until then, what is certain.
+        self._devices = tuple(dict.fromkeys(("auto", "cpu", config.device)))
         self._prediction_token = 0
         self._prediction_answered = 0
         # The trainer's (epoch, batch) when the prompt's answer was asked for: the model it shows.
@@ -124,7 +132,9 @@ class RnnTuiApp(App[int]):
         self.show_plot = self.size.height >= PLOT_MIN_HEIGHT
         self.query_one("#plot").display = self.show_plot
         self.screen.set_class(self.show_plot, "-plot")
-        self.start_training()
+        self.query_one(StatusBar).waiting = LOADING_TORCH if "torch" not in sys.modules else LOADING_MODEL
+        # The first frame goes out before the training thread starts importing torch.
+        self.call_after_refresh(self.start_training)
         self.set_interval(POLL_INTERVAL_S, self.poll)
         self._catch_signals()
 
@@ -143,23 +153,33 @@ class RnnTuiApp(App[int]):
     # ---- the training worker ---------------------------------------------------------------
 
     def start_training(self) -> None:
-        """Build a trainer for self.config and run it in the 'train' thread worker."""
-        if self.resume is not None:
-            trainer = self.trainer_factory(self.config, self.corpus, resume=self.resume)
-            self.resume = None  # a restart starts from scratch
-        else:
-            trainer = self.trainer_factory(self.config, self.corpus)
-        recorder = None
-        if self.record:
-            recorder = RunRecorder(trainer, run_dir=self.run_dir,
-                                   autosave_every=self.autosave_every)
-            self.run_dir = None  # the next run gets a directory of its own
-        ended = threading.Event()
-        self.trainer, self.recorder, self.run_ended = trainer, recorder, ended
+        """Run a trainer for self.config in the 'train' thread worker, which builds it: torch
+        is imported there (the first time), never on the UI thread. self.trainer is None
+        until the worker hands it over."""
+        factory, config, corpus, resume = self.trainer_factory, self.config, self.corpus, self.resume
+        self.resume = None  # a restart starts from scratch
+        record, run_dir, autosave_every = self.record, self.run_dir, self.autosave_every
+        self.run_dir = None  # the next run gets a directory of its own
+        ended, cancelled = threading.Event(), threading.Event()
+        self.trainer, self.recorder, self.run_ended = None, None, ended
+        self._cancel_start = cancelled
         self.info, self.last_snapshot = None, None
 
-        def train() -> Snapshot:
+        def train() -> Snapshot | None:
+            recorder = None
             try:
+                trainer = (factory(config, corpus, resume=resume) if resume is not None
+                           else factory(config, corpus))
+                if record:
+                    from engine.recorder import RunRecorder
+                    recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every)
+                if self._found_devices is None and "torch" in sys.modules:
+                    from engine.devices import available_devices
+                    self._found_devices = tuple(available_devices())
+                with self._handover:
+                    if cancelled.is_set():  # the app quit or restarted while torch loaded
+                        return None
+                    self.trainer, self.recorder = trainer, recorder
                 # keep_alive: after the last epoch it goes on serving the prompt until stop().
                 return trainer.run(keep_alive=True)
             finally:
@@ -181,10 +201,13 @@ class RnnTuiApp(App[int]):
                         markup=False)
 
     async def stop_training(self, timeout: float = STOP_WAIT_S) -> bool:
-        """Ask the trainer to stop and wait (without blocking the UI) for its run to end."""
-        if self.trainer is None:
-            return True
-        self.trainer.stop()
+        """Ask the trainer to stop and wait (without blocking the UI) for its run to end;
+        a trainer still being built never starts."""
+        with self._handover:
+            self._cancel_start.set()
+            trainer = self.trainer
+        if trainer is not None:
+            trainer.stop()
         deadline = time.monotonic() + timeout
         while not self.run_ended.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
@@ -200,6 +223,11 @@ class RnnTuiApp(App[int]):
         trainer = self.trainer
         if trainer is None:
             return
+        if self._found_devices is not None:
+            self.query_one(HyperparamForm).devices = tuple(
+                dict.fromkeys(("auto", *self._found_devices, self.config.device)))
+        if self.info is None:
+            self.query_one(StatusBar).waiting = LOADING_MODEL
         if self.info is None and trainer.info is not None:
             self.info = trainer.info
             self.query_one(StatusBar).info = self.info
@@ -549,6 +577,10 @@ class RnnTuiApp(App[int]):
 
     def action_open_checkpoint(self) -> None:
         """Pick a saved checkpoint and continue its run (after a confirmation)."""
+        from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
+
+        from .screens.checkpoints import CheckpointPicker
+
         def chosen(path) -> None:
             if path is None:
                 return
@@ -594,6 +626,12 @@ class RnnTuiApp(App[int]):
         if self.trainer is not None:
             self.trainer.stop()
         self.exit(0)
+
+
+def book_trainer(config: TrainConfig, corpus: Corpus | None = None, **kwargs):
+    """The engine's Trainer; importing it loads torch, so this runs on the training thread."""
+    from engine.trainer import Trainer
+    return Trainer(config, corpus, **kwargs)
 
 
 def run_app(config: TrainConfig, corpus: Corpus | None = None, *,

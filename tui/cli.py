@@ -2,6 +2,8 @@
 
 Every hyperparameter is a flag; values are checked by engine.config, the one place that
 knows the defaults and the limits, so a bad value gets the same message here as in the app.
+Nothing here imports torch at module level: --help, --version, --print-config and a bad flag
+answer at once, and the app draws itself before PyTorch has loaded.
 """
 
 from __future__ import annotations
@@ -10,13 +12,11 @@ import argparse
 from typing import Sequence
 
 from engine import __version__
-from engine.checkpoint import CheckpointError, load_checkpoint
 from engine.config import FIELD_TYPES, FLAGS, MAX_PREDICT_LEN, SETTINGS, ConfigError, TrainConfig, check_field
 from engine.sampling import (MAX_TEMPERATURE, Sampling, SamplingError, parse_sampling,
                              parse_temperature)
 from engine.settings import (DEFAULT_SOURCE, SettingsError, default_config_path, load_settings,
                              merge, render_config, value_sources)
-from engine.checkpoint import resume_config
 
 DEFAULTS = TrainConfig()
 # Every flag, its help and its choices come from the settings' declarations (engine.config).
@@ -163,12 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     resume, file_keys = None, {}
     try:
         if getattr(args, "resume", None):
-            resume = load_checkpoint(args.resume)
+            # Reading a checkpoint needs torch, so only --resume imports it here.
+            from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
+            try:
+                resume = load_checkpoint(args.resume)
+            except CheckpointError as e:
+                parser.exit(2, f"rnn-tui: error: {e}\n")
             config = resume_config(resume, **flag_overrides(args))
         else:
             file_keys = settings_file_keys(args)
             config = config_from_args(args, file_keys)
-    except (SettingsError, ConfigError, CheckpointError) as e:
+    except (SettingsError, ConfigError) as e:
         parser.exit(2, f"rnn-tui: error: {e}\n")
     if getattr(args, "print_config", False):
         path = getattr(args, "config", None)

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from engine.generate import Prediction
+from engine.events import Prediction
 from engine.sampling import Sampling
 
 

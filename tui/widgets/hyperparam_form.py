@@ -108,6 +108,7 @@ class HyperparamForm(VerticalScroll):
 
     config: reactive[TrainConfig] = var(TrainConfig, init=False)
     live: reactive[dict[str, Any]] = var(dict, init=False)
+    devices: reactive[tuple[str, ...]] = var(("auto", "cpu"), init=False)  # the device choices
 
     def __init__(self, config: TrainConfig, devices: tuple[str, ...] = ("auto", "cpu"),
                  **kwargs) -> None:
@@ -116,7 +117,7 @@ class HyperparamForm(VerticalScroll):
         self.border_subtitle = "enter applies · r restarts"
         self.set_reactive(HyperparamForm.config, config)
         self.set_reactive(HyperparamForm.live, {n: getattr(config, n) for n in LIVE_FIELDS})
-        self._devices = devices
+        self.set_reactive(HyperparamForm.devices, devices)
         self._errors: dict[str, str] = {}
         self.can_focus = False
 
@@ -126,7 +127,7 @@ class HyperparamForm(VerticalScroll):
             yield FieldRow(spec, getattr(self.config, spec.name))
         yield Static("on restart · a new model", classes="hp-section")
         for spec in RESTART:
-            choices = self._devices if spec.name == "device" else ()
+            choices = self.devices if spec.name == "device" else ()
             yield FieldRow(spec, getattr(self.config, spec.name), choices)
         yield Button("Restart with these settings", id="hp-restart", variant="warning",
                      compact=True)
@@ -250,6 +251,13 @@ class HyperparamForm(VerticalScroll):
                 self._validate(name)
             else:
                 self._put(name, value)
+
+    def watch_devices(self, devices: tuple[str, ...]) -> None:
+        """The devices torch found (known once it has loaded): the device field offers them."""
+        select = self.query_one("#hp-device", Select)
+        current = str(select.value)
+        select.set_options([(d, d) for d in dict.fromkeys((*devices, current))])
+        select.value = current
 
     def watch_config(self, config: TrainConfig) -> None:
         """A new run started: every field shows its settings."""

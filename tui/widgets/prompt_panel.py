@@ -10,7 +10,7 @@ from textual.reactive import reactive, var
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
-from engine.generate import Prediction
+from engine.events import Prediction
 from engine.sampling import Sampling
 
 from .. import format as fmt

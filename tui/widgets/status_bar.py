@@ -32,6 +32,7 @@ class StatusBar(Horizontal):
 
     info: reactive[RunInfo | None] = var(None)
     state: reactive[RunState] = var(RunState.READY)
+    waiting: reactive[str] = var("loading the corpus and building the model…")  # until info
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-run", markup=False)
@@ -49,6 +50,10 @@ class StatusBar(Horizontal):
     def watch_info(self) -> None:
         self._render_run()
 
+    def watch_waiting(self) -> None:
+        if self.info is None:
+            self._render_run()
+
     def watch_state(self, old: RunState, new: RunState) -> None:
         self._render_state()
         if self.info is None:
@@ -63,7 +68,7 @@ class StatusBar(Horizontal):
         info = self.info
         if info is None:
             waiting = ("no model: the run could not start" if self.state is RunState.ERROR
-                       else "loading the corpus and building the model…")
+                       else self.waiting)
             run.update(Content.assemble(title, sep, (waiting, "$text-muted")))
             return
         # As much as fits: the implementation's detail ("oneDNN fused kernels"), the token and
