@@ -200,14 +200,17 @@ class RnnTuiApp(App[int]):
                         title="Training stopped with an error", severity="error", timeout=30,
                         markup=False)
 
-    async def stop_training(self, timeout: float = STOP_WAIT_S) -> bool:
-        """Ask the trainer to stop and wait (without blocking the UI) for its run to end;
-        a trainer still being built never starts."""
+    def ask_trainer_to_stop(self) -> None:
+        """Stop the trainer at its next batch; one still being built never starts."""
         with self._handover:
             self._cancel_start.set()
             trainer = self.trainer
         if trainer is not None:
             trainer.stop()
+
+    async def stop_training(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Ask the trainer to stop and wait (without blocking the UI) for its run to end."""
+        self.ask_trainer_to_stop()
         deadline = time.monotonic() + timeout
         while not self.run_ended.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
@@ -623,8 +626,7 @@ class RnnTuiApp(App[int]):
 
     async def quit(self) -> None:
         """Stop the trainer (it ends within a batch) and exit with status 0; on_unmount waits."""
-        if self.trainer is not None:
-            self.trainer.stop()
+        self.ask_trainer_to_stop()
         self.exit(0)
 
 
