@@ -8,6 +8,9 @@
    batch's, published within 0.1 s of it and drawn within 0.2 s more).
 
 Python's own start-up (`python -c pass`) is measured beside them: no command can beat it.
+On a busy machine wall times stretch with the load; the CPU time the process had used by
+then (from /proc, all its threads) is printed beside each, and is close to what the wall
+time would be on a quiet machine until the training thread starts.
 Each app run trains the book's model with the default settings, its run directory in a
 temporary folder, and quits with q.
 
@@ -24,6 +27,7 @@ import fcntl
 import os
 import pty
 import re
+import resource
 import select
 import signal
 import statistics
@@ -47,16 +51,27 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-c", ENTRY, *args]
 
 
-def wall_time(argv: list[str], cwd: Path, env: dict) -> float:
+def wall_time(argv: list[str], cwd: Path, env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of a whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    check=True, timeout=120)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time a running process has used so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def app_times(checkout: Path, env: dict, size: tuple[int, int],
-              timeout: float = 120.0) -> tuple[float, float]:
-    """(first frame, first batch on screen) in seconds from the start of the process."""
+              timeout: float = 120.0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(wall, CPU) seconds from the start of the process to the first frame, and to the first
+    batch on screen."""
     master, slave = pty.openpty()
     cols, rows = size
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -77,9 +92,9 @@ def app_times(checkout: Path, env: dict, size: tuple[int, int],
             now = time.perf_counter() - start
             seen += ESCAPES.sub(b"", chunk)
             if first_frame is None and FIRST_FRAME.search(seen):
-                first_frame = now
+                first_frame = now, cpu_seconds(proc.pid)
             if first_frame is not None and FIRST_BATCH.search(seen):
-                first_batch = now
+                first_batch = now, cpu_seconds(proc.pid)
         os.write(master, b"q")
         _drain_until_exit(proc, master)
     finally:
@@ -120,8 +135,9 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         env.update(TERM="xterm-256color", XDG_DATA_HOME=f"{home}/data",
                    XDG_CONFIG_HOME=f"{home}/config", XDG_CACHE_HOME=f"{home}/cache")
-        results = {c: {"python -c pass": [], "rnn-tui --help": [], "first frame": [],
-                       "first batch on screen": []} for c in checkouts}
+        results: dict[Path, dict[str, list[tuple[float, float]]]] = {
+            c: {"python -c pass": [], "rnn-tui --help": [], "first frame": [],
+                "first batch on screen": []} for c in checkouts}
         for checkout in checkouts:
             wall_time(command("--version"), checkout, env)  # warm the file caches
         for i in range(args.rounds):
@@ -133,13 +149,15 @@ def main() -> None:
                 r["first frame"].append(frame)
                 r["first batch on screen"].append(batch)
                 print(f"round {i + 1} {checkout.name}: "
-                      + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in r.items()), flush=True)
+                      + ", ".join(f"{k} {v[-1][0]:.3f} s" for k, v in r.items()), flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     for checkout, r in results.items():
-        print(f"\n{checkout}")
-        print(f"{'':24}{'median':>8}{'min':>8}{'max':>8}")
+        print(f"\n{checkout}    seconds: wall median (min-max), CPU median")
         for name, values in r.items():
-            print(f"{name:24}{statistics.median(values):8.3f}{min(values):8.3f}{max(values):8.3f}")
+            wall = [w for w, _ in values]
+            cpu = statistics.median(c for _, c in values)
+            print(f"{name:24}{statistics.median(wall):8.3f} ({min(wall):.3f}-{max(wall):.3f})"
+                  f"   CPU {cpu:.3f}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ class RnnTuiApp(App[int]):
         self.run_ended.set()                # (no run yet)
         self._handover = threading.Lock()   # the training thread hands its trainer over
         self._cancel_start = threading.Event()
+        self._run_began = threading.Event()  # the worker's thread has picked the run up
         self._found_devices: tuple[str, ...] | None = None  # read on the training thread
         self.info: RunInfo | None = None
         self.last_snapshot: Snapshot | None = None
@@ -160,12 +161,13 @@ class RnnTuiApp(App[int]):
         self.resume = None  # a restart starts from scratch
         record, run_dir, autosave_every = self.record, self.run_dir, self.autosave_every
         self.run_dir = None  # the next run gets a directory of its own
-        ended, cancelled = threading.Event(), threading.Event()
+        ended, cancelled, began = threading.Event(), threading.Event(), threading.Event()
         self.trainer, self.recorder, self.run_ended = None, None, ended
-        self._cancel_start = cancelled
+        self._cancel_start, self._run_began = cancelled, began
         self.info, self.last_snapshot = None, None
 
         def train() -> Snapshot | None:
+            began.set()
             recorder = None
             try:
                 trainer = (factory(config, corpus, resume=resume) if resume is not None
@@ -211,8 +213,11 @@ class RnnTuiApp(App[int]):
     async def stop_training(self, timeout: float = STOP_WAIT_S) -> bool:
         """Ask the trainer to stop and wait (without blocking the UI) for its run to end."""
         self.ask_trainer_to_stop()
+        worker, began = self.train_worker, self._run_began
         deadline = time.monotonic() + timeout
         while not self.run_ended.is_set() and time.monotonic() < deadline:
+            if worker is not None and worker.is_cancelled and not began.is_set():
+                return True  # cancelled as the app closed, before its thread began: no run
             await asyncio.sleep(0.01)
         return self.run_ended.is_set()
 
