@@ -96,6 +96,7 @@ async def main():
         await pilot.pause(0.2)
         report["while_loading"] = str(app.query_one("#status-run").render())
         report["torch_while_loading"] = "torch" in sys.modules
+        report["devices_while_loading"] = app.query_one("#hyperparams").devices
         await pilot.press("question_mark")  # the UI answers while torch is held back
         report["help_while_loading"] = type(app.screen).__name__
         await pilot.press("escape")
@@ -105,6 +106,10 @@ async def main():
                 break
             await pilot.pause(0.05)
         report["epoch"] = app.last_snapshot.epoch if app.last_snapshot else None
+        from engine.devices import available_devices
+        await pilot.pause(0.2)
+        report["devices"] = app.query_one("#hyperparams").devices
+        report["devices_found"] = ["auto", *available_devices()]
         report["imported_on_main_thread"] = importer[0] is threading.main_thread()
         report["imported_on_training_thread"] = importer[0] is app.trainer.thread
         await pilot.press("q")
@@ -123,6 +128,9 @@ def test_the_first_frame_is_drawn_before_torch_loads_on_the_training_thread():
     assert report["torch_while_loading"] is False
     assert "rnn-tui" in report["while_loading"] and "loading PyTorch…" in report["while_loading"]
     assert report["help_while_loading"] == "HelpScreen"
+    # The device field offers what is certain until torch can say which devices there are.
+    assert report["devices_while_loading"] == ["auto", "cpu"]
+    assert report["devices"] == report["devices_found"]
     assert report["epoch"] is not None and report["epoch"] >= 1
     assert report["imported_on_main_thread"] is False
     assert report["imported_on_training_thread"] is True

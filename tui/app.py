@@ -1,12 +1,13 @@
 """The playground: train the book's RNN in a thread and watch it, steer it, talk to it.
 
 Data flows one way (docs/design.md). The trainer runs in a named thread worker and
-owns the model and every torch operation; the worker builds it, so PyTorch is imported on
-that thread, after the first frame (nothing this module imports at the top needs torch). The app polls its snapshot about ten times a
-second and hands the values down to the panels; panels post messages up; the app turns them
-into trainer commands, which apply at the next batch boundary. Predictions for the prompt
-are requests served by the trainer's thread; the answer comes back as a message (plain text
-and numbers), so no handler here ever waits on training or on torch.
+owns the model and every torch operation; the worker also builds it, so PyTorch is imported
+on that thread, after the first frame (nothing imported at the top here needs torch). The
+app polls its snapshot about ten times a second and hands the values down to the panels;
+panels post messages up; the app turns them into trainer commands, which apply at the next
+batch boundary. Predictions for the prompt are requests served by the trainer's thread; the
+answer comes back as a message (plain text and numbers), so no handler here ever waits on
+training or on torch.
 """
 
 from __future__ import annotations
@@ -231,14 +232,14 @@ class RnnTuiApp(App[int]):
         trainer = self.trainer
         if trainer is None:
             return
-        if self._found_devices is not None:
-            self.query_one(HyperparamForm).devices = tuple(
-                dict.fromkeys(("auto", *self._found_devices, self.config.device)))
         if self.info is None:
-            self.query_one(StatusBar).waiting = LOADING_MODEL
+            self.query_one(StatusBar).waiting = LOADING_MODEL  # torch is there: it built this
         if self.info is None and trainer.info is not None:
             self.info = trainer.info
             self.query_one(StatusBar).info = self.info
+            if self._found_devices is not None:
+                self.query_one(HyperparamForm).devices = tuple(
+                    dict.fromkeys(("auto", *self._found_devices, self.config.device)))
         snap = trainer.snapshot()
         if snap is not self.last_snapshot:
             self.last_snapshot = snap

@@ -254,6 +254,8 @@ class HyperparamForm(VerticalScroll):
 
     def watch_devices(self, devices: tuple[str, ...]) -> None:
         """The devices torch found (known once it has loaded): the device field offers them."""
+        if not self.is_mounted:
+            return
         select = self.query_one("#hp-device", Select)
         current = str(select.value)
         select.set_options([(d, d) for d in dict.fromkeys((*devices, current))])
