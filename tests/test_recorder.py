@@ -66,11 +66,11 @@ def test_an_exception_mid_run_is_reported_and_the_last_good_epoch_saved(timemach
     real_step = trainer.impl.train_step
     calls = {"n": 0}
 
-    def failing_step(*args):
+    def failing_step(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 3 * len(trainer.loader):  # during the 4th epoch
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real_step(*args)
+        return real_step(*args, **kwargs)
 
     trainer.impl = type(trainer.impl)(trainer.impl.name, trainer.impl.detail,
                                       trainer.impl.make_model, failing_step)
