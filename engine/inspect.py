@@ -1,0 +1,388 @@
+"""Looking inside the model: surprise, confidence, hidden units, gradients through time, and
+how much of a sample was copied from the training text.
+
+Each function takes the model as the trainer and `generate` hold it (`net(X, state)` with X the
+token indices (batch, steps), `net.begin_state(batch, device)`, `net.params`), so it works for
+any cell behind that interface, and returns plain numbers and strings (dataclasses of floats,
+tuples and, for the hidden states, CPU tensors) that a UI or a command line can show.
+
+The hidden-state views run the model one step at a time and keep the state after each step:
+`state[0]` is H; an LSTM's state is (H, C). A net that also has `gates(X, state)` (returning
+{name: (batch, hidden) tensor} for the step that X starts from `state`) has its gates
+recorded too.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from .data import Vocab, preprocess_lines
+from .generate import Prediction, predict
+from .model import RNNModelScratch
+
+# Longer texts are cut to this many characters: the views run on the trainer's thread, between
+# batches, and the hidden states are kept per step.
+MAX_INSPECT_CHARS = 10_000
+MEMORIZATION_WINDOW = 20     # characters: a window this long found verbatim was seen in training
+STATE_NAMES = ("H", "C")     # the book's names for the parts of a state (RNN and GRU: H; LSTM: H, C)
+BOOK_PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
+VOWELS = frozenset("aeiouAEIOU")
+CHAR_CLASSES = {
+    "space": "the character just read is a space",
+    "vowel": "the character just read is a vowel (a, e, i, o, u)",
+    "quote": "inside double quotes (an odd number of \" read so far)",
+    "line": "position in the line (characters since the last newline)",
+    "sentence": "after a full stop (the last non-space character read is '.')",
+}
+
+
+# ---- reading a text as the model's corpus was read -------------------------------------------
+
+@dataclass(frozen=True)
+class ModelText:
+    text: str                  # the text as the model reads it (preprocessed, cut)
+    indices: tuple[int, ...]   # its tokens
+    truncated: int = 0         # characters dropped from the end
+    unknown: int = 0           # characters read as <unk>
+
+
+def read_text(text: str, vocab: Vocab, preprocess: str = "raw",
+              limit: int = MAX_INSPECT_CHARS) -> ModelText:
+    """Preprocess as the corpus was ('book': letters, lower case, lines joined) and cut to
+    `limit` characters; ValueError if fewer than two characters are left."""
+    seen = "".join(preprocess_lines(text, preprocess))
+    truncated = max(0, len(seen) - limit)
+    seen = seen[:limit]
+    if len(seen) < 2:
+        raise ValueError("the text is too short: the model needs at least two characters "
+                         "(after its preprocessing) to be surprised by one")
+    indices = tuple(vocab[list(seen)])
+    return ModelText(seen, indices, truncated, sum(1 for c in seen if c not in vocab))
+
+
+def _param_device(net) -> torch.device:
+    return net.params[0].device
+
+
+# ---- surprise: the loss on each character ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Hard:
+    position: int     # index in the text of the character that surprised the model
+    char: str
+    loss: float       # nats
+    before: str       # the characters just before it, for context
+
+
+@dataclass(frozen=True)
+class Surprise:
+    text: str
+    losses: tuple[float, ...]   # losses[i]: nats to predict text[i + 1] after text[: i + 1]
+    hardest: tuple[Hard, ...]
+    truncated: int = 0
+    unknown: int = 0
+
+    @property
+    def mean_loss(self) -> float:
+        return sum(self.losses) / len(self.losses)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.mean_loss)
+
+
+@torch.no_grad()
+def char_losses(net, indices: Sequence[int]) -> torch.Tensor:
+    """The cross-entropy of each next character, teacher forced: one forward pass over the
+    text from a fresh state, as training computes its loss (no masking)."""
+    device = _param_device(net)
+    X = torch.tensor([list(indices)], device=device)
+    state = net.begin_state(batch_size=1, device=device)
+    Y_hat, _ = net(X[:, :-1], state)
+    return F.cross_entropy(Y_hat.float(), X[0, 1:], reduction="none").cpu()
+
+
+def hardest_chars(text: str, losses: Sequence[float], top: int = 10, context: int = 12
+                  ) -> tuple[Hard, ...]:
+    """The `top` characters with the highest loss, hardest first (ties: the earlier first)."""
+    order = sorted(range(len(losses)), key=lambda i: (-losses[i], i))[:top]
+    return tuple(Hard(i + 1, text[i + 1], float(losses[i]), text[max(0, i + 1 - context): i + 1])
+                 for i in order)
+
+
+def surprise(net, vocab: Vocab, text: str, preprocess: str = "raw", top: int = 10) -> Surprise:
+    """How surprised the model is by each character of a text, its perplexity on it, and the
+    characters that surprised it most."""
+    read = read_text(text, vocab, preprocess)
+    losses = tuple(char_losses(net, read.indices).tolist())
+    return Surprise(read.text, losses, hardest_chars(read.text, losses, top),
+                    read.truncated, read.unknown)
+
+
+# ---- confidence: the probability of each generated character ----------------------------------
+
+@dataclass(frozen=True)
+class Confidence:
+    prediction: Prediction
+    probs: tuple[float, ...]   # probs[i]: the model's probability of text[i] when it was chosen
+
+    @property
+    def text(self) -> str:
+        return self.prediction.text
+
+
+@torch.no_grad()
+def next_char_probs(net, vocab: Vocab, prefix: str, text: str) -> tuple[float, ...]:
+    """The model's probability of each character of `text` after `prefix` and the text before
+    it, with <unk> masked out as generation masks it (predict)."""
+    device = _param_device(net)
+    X = torch.tensor([vocab[list(prefix + text)]], device=device)
+    state = net.begin_state(batch_size=1, device=device)
+    Y_hat, _ = net(X[:, :-1], state)
+    logits = Y_hat[len(prefix) - 1:].float()
+    logits[:, vocab.unk] = float("-inf")
+    probs = torch.softmax(logits, dim=-1)
+    chosen = X[0, len(prefix):]
+    return tuple(probs.gather(1, chosen.unsqueeze(1)).squeeze(1).cpu().tolist())
+
+
+def confidence(prefix: str, num_preds: int, net, vocab: Vocab, device, temperature: float = 0.0,
+               generator: torch.Generator | None = None, preprocess: str = "raw") -> Confidence:
+    """predict() (greedy by default), with the probability the model gave each character it
+    wrote. With a temperature the choice is sampled, but the probability shown is still the
+    model's own (temperature 1): how sure the model was, not how the dice were loaded."""
+    prediction = predict(prefix, num_preds, net, vocab, device, temperature=temperature,
+                         generator=generator, preprocess=preprocess)
+    probs = next_char_probs(net, vocab, prediction.prefix, prediction.text) if prediction.text \
+        else ()
+    return Confidence(prediction, probs)
+
+
+# ---- hidden units ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class HiddenStates:
+    text: str
+    states: dict[str, torch.Tensor]   # name ("H", "C", gate names) -> (len(text), units), CPU
+    truncated: int = 0
+
+    @property
+    def H(self) -> torch.Tensor:
+        return self.states["H"]
+
+
+def _units(part: torch.Tensor) -> torch.Tensor:
+    """One sequence's units from a state part: (batch, hidden) or, for a deep net,
+    (layers, batch, hidden) with the layers' units one after the other."""
+    if part.dim() == 2:
+        return part[0]
+    return part[:, 0].reshape(-1)
+
+
+@torch.no_grad()
+def hidden_states(net, vocab: Vocab, text: str, preprocess: str = "raw",
+                  limit: int = 2_000) -> HiddenStates:
+    """The state after each character of the text, one step at a time from a fresh state: row t
+    is the state once text[t] has been read. H always; C for an LSTM; gates if the net has
+    `gates(X, state)`."""
+    read = read_text(text, vocab, preprocess, limit)
+    device = _param_device(net)
+    X = torch.tensor([list(read.indices)], device=device)
+    state = net.begin_state(batch_size=1, device=device)
+    gates_of = getattr(net, "gates", None)
+    rows: dict[str, list[torch.Tensor]] = {}
+    for t in range(X.shape[1]):
+        X_t = X[:, t:t + 1]
+        if callable(gates_of):
+            for name, value in gates_of(X_t, state).items():
+                rows.setdefault(name, []).append(_units(value))
+        _, state = net(X_t, state)
+        for i, part in enumerate(state):
+            name = STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}"
+            rows.setdefault(name, []).append(_units(part))
+    states = {name: torch.stack(r).float().cpu() for name, r in rows.items()}
+    return HiddenStates(read.text, states, read.truncated)
+
+
+def char_class_values(text: str, char_class: str) -> list[float]:
+    """The class's value after each character (see CHAR_CLASSES): 1/0 indicators, and for
+    'line' the position in the line."""
+    values: list[float] = []
+    inside = False
+    column = 0
+    last = ""
+    for ch in text:
+        if char_class == "space":
+            values.append(float(ch == " "))
+        elif char_class == "vowel":
+            values.append(float(ch in VOWELS))
+        elif char_class == "quote":
+            inside ^= ch == '"'
+            values.append(float(inside))
+        elif char_class == "line":
+            column = 0 if ch == "\n" else column + 1
+            values.append(float(column))
+        elif char_class == "sentence":
+            if not ch.isspace():
+                last = ch
+            values.append(float(last == "."))
+        else:
+            raise ValueError(f"unknown character class {char_class!r}; choose one of "
+                             f"{', '.join(CHAR_CLASSES)}")
+    return values
+
+
+def correlations(states: torch.Tensor, values: Sequence[float]) -> torch.Tensor:
+    """Pearson's correlation of each unit (a column of states, (T, units)) with the values;
+    0 for a unit that never changes."""
+    A = states.double()
+    v = torch.tensor(list(values), dtype=torch.float64)
+    A = A - A.mean(0)
+    v = v - v.mean()
+    denom = A.norm(dim=0) * v.norm()
+    r = (A * v.unsqueeze(1)).sum(0) / denom
+    return torch.where(denom > 0, r, torch.zeros_like(r))
+
+
+def find_unit(states: torch.Tensor, text: str, char_class: str, top: int = 5
+              ) -> tuple[tuple[int, float], ...]:
+    """The units whose activation follows the class best: (unit, correlation), by |r|."""
+    if states.shape[0] != len(text):
+        raise ValueError(f"{states.shape[0]} states for a text of {len(text)} characters")
+    values = char_class_values(text, char_class)
+    if len(set(values)) < 2:
+        raise ValueError(f"the text never changes class {char_class!r} "
+                         f"({CHAR_CLASSES[char_class]}): nothing to correlate with")
+    r = correlations(states, values)
+    order = sorted(range(len(r)), key=lambda u: (-abs(float(r[u])), u))[:top]
+    return tuple((u, float(r[u])) for u in order)
+
+
+# ---- gradients through time ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GradientsThroughTime:
+    state_norms: dict[str, tuple[float, ...]]   # "H" (and "C"): |dL/dH_t| for t = 1..num_steps
+    param_norms: dict[str, tuple[float, ...]]   # name -> |the gradient it receives through step t|
+    grad_norm: float                            # the whole gradient's norm, before clipping
+    clip: float
+    loss: float
+
+    @property
+    def scale(self) -> float:
+        """The book's clipping factor: gradients are scaled by clip / norm above the clip."""
+        return self.clip / self.grad_norm if self.grad_norm > self.clip else 1.0
+
+    @property
+    def H(self) -> tuple[float, ...]:
+        return self.state_norms["H"]
+
+    def clipped(self, name: str = "H") -> tuple[float, ...]:
+        return tuple(n * self.scale for n in self.state_norms[name])
+
+
+def param_names(net) -> tuple[str, ...]:
+    names = getattr(net, "param_names", None)
+    if names is not None and len(names) == len(net.params):
+        return tuple(names)
+    if len(net.params) == len(BOOK_PARAM_NAMES):
+        return BOOK_PARAM_NAMES
+    return tuple(f"param{i}" for i in range(len(net.params)))
+
+
+def _norms(grads: Iterable[torch.Tensor]) -> tuple[float, ...]:
+    return tuple(float(g.double().norm()) for g in grads)
+
+
+def book_call(net, X: torch.Tensor, state):
+    """The model's step as the chapter writes it: a fast model (a subclass of RNNModelScratch
+    with a fused route) computes its outputs inside one kernel, from a state that is not the
+    one it returns, so the gradient with respect to the returned state would miss the output
+    layer's part. Its forward_fn is the book's, on the same parameters (tests prove the two
+    agree)."""
+    if isinstance(net, RNNModelScratch):
+        return RNNModelScratch.__call__(net, X, state)
+    return net(X, state)
+
+
+def gradients_through_time(net, X: torch.Tensor, Y: torch.Tensor, state, clip: float
+                           ) -> GradientsThroughTime:
+    """For one batch, the loss's gradient with respect to the state after each step, and what
+    each step adds to each weight's gradient.
+
+    The batch is unrolled one step at a time, each step with its own leaf copy of the
+    parameters (the same values), so that autograd gives the gradient that flows into the
+    weights through step t; over the steps these add up to the usual gradient. The loss is
+    training's: the mean cross-entropy over all the batch's characters, and dL/dH_t is the
+    chapter's (8.7): through the output at step t and through every later step. The model's
+    own parameters and their .grad are left alone.
+    """
+    num_steps = X.shape[1]
+    device = _param_device(net)
+    X, Y = X.to(device), Y.to(device)
+    state = tuple(s.detach() for s in state)
+    with torch.enable_grad():
+        step_params, outputs, states = [], [], []
+        for t in range(num_steps):
+            params = [p.detach().requires_grad_(True) for p in net.params]
+            step_net = copy.copy(net)  # the same model, reading this step's parameter copies
+            step_net.params = params
+            y, state = book_call(step_net, X[:, t:t + 1], state)
+            step_params.append(params)
+            outputs.append(y)
+            states.append(state)
+        l = F.cross_entropy(torch.cat(outputs).float(), Y.T.reshape(-1).long())
+        parts = len(states[0])
+        wrt = [s[i] for s in states for i in range(parts)] + [p for ps in step_params for p in ps]
+        grads = torch.autograd.grad(l, wrt, allow_unused=True)
+    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads)]
+    state_grads, param_grads = grads[:num_steps * parts], grads[num_steps * parts:]
+    state_norms = {}
+    for i in range(parts):
+        name = STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}"
+        state_norms[name] = _norms(state_grads[t * parts + i] for t in range(num_steps))
+    names = param_names(net)
+    k = len(names)
+    param_norms = {name: _norms(param_grads[t * k + j] for t in range(num_steps))
+                   for j, name in enumerate(names)}
+    totals = [sum(param_grads[t * k + j] for t in range(num_steps)) for j in range(k)]
+    grad_norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in totals))
+    return GradientsThroughTime(state_norms, param_norms, grad_norm, float(clip), float(l.detach()))
+
+
+# ---- memorization --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Memorization:
+    windows: int       # windows of the sample
+    found: int         # of those, found verbatim in the training text
+    window: int = MEMORIZATION_WINDOW
+
+    @property
+    def share(self) -> float | None:
+        """The share of the sample's windows seen in training; None for a sample too short."""
+        return self.found / self.windows if self.windows else None
+
+
+def text_windows(text: str, window: int = MEMORIZATION_WINDOW) -> frozenset[str]:
+    """Every `window`-character substring of a text: built once per training text, then each
+    sample's windows are looked up in it."""
+    return frozenset(text[i:i + window] for i in range(len(text) - window + 1))
+
+
+def memorization(sample: str, training: str | frozenset[str],
+                 window: int = MEMORIZATION_WINDOW) -> Memorization:
+    """The share of the sample's `window`-character windows that occur verbatim in the
+    training text (a str, or its text_windows() for many samples)."""
+    if window < 1:
+        raise ValueError(f"the window must be at least 1 character, got {window}")
+    starts = range(len(sample) - window + 1)
+    # `in` is a substring search in a str and a lookup in a set of windows of this length.
+    found = sum(1 for i in starts if sample[i:i + window] in training)
+    return Memorization(len(starts), found, window)
