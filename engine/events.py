@@ -26,6 +26,7 @@ class Sample:
     epoch: int
     prefix: str
     text: str  # the continuation only
+    memorized: float | None = None  # share of its 20-character windows found in the training text
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,39 @@ def _norms(grads: Iterable[torch.Tensor]) -> tuple[float, ...]:
     return tuple(float(g.double().norm()) for g in grads)
 
 
+MAX_GRADIENT_STEPS = 1_000   # time steps unrolled for gradients through time
+MAX_GRADIENT_BATCH = 1_024
+
+
+def sequential_batch(tokens: Sequence[int], batch_size: int, num_steps: int, index: int = 0
+                     ) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Batch `index` of d2l's sequential partitioning, from offset 0 (no random offset, so
+    the same text gives the same batch): X, Y and a note. A text too short for batch_size rows
+    gives as many rows as it fills, and the note says so."""
+    if not 1 <= num_steps <= MAX_GRADIENT_STEPS:
+        raise ValueError(f"the number of steps must be between 1 and {MAX_GRADIENT_STEPS}, "
+                         f"got {num_steps}")
+    if not 1 <= batch_size <= MAX_GRADIENT_BATCH:
+        raise ValueError(f"the batch size must be between 1 and {MAX_GRADIENT_BATCH}, "
+                         f"got {batch_size}")
+    rows = (len(tokens) - 1) // num_steps
+    if rows < 1:
+        raise ValueError(f"the text has {len(tokens)} characters, too few for one sequence of "
+                         f"{num_steps} steps (needs {num_steps + 1})")
+    note = ""
+    if batch_size > rows:
+        note = (f"the text fills {rows} sequence(s) of {num_steps} steps, not {batch_size}: "
+                f"the batch has {rows}")
+        batch_size = rows
+    num_tokens = ((len(tokens) - 1) // batch_size) * batch_size
+    Xs = torch.tensor(list(tokens[:num_tokens])).reshape(batch_size, -1)
+    Ys = torch.tensor(list(tokens[1:num_tokens + 1])).reshape(batch_size, -1)
+    start = index * num_steps
+    if start + num_steps > Xs.shape[1]:
+        raise ValueError(f"the text has {Xs.shape[1] // num_steps} batch(es), no batch {index}")
+    return Xs[:, start:start + num_steps], Ys[:, start:start + num_steps], note
+
+
 def book_call(net, X: torch.Tensor, state):
     """The model's step as the chapter writes it: a fast model (a subclass of RNNModelScratch
     with a fused route) computes its outputs inside one kernel, from a state that is not the

@@ -61,7 +61,7 @@ class RunRecorder:
                             "old": event.old, "new": event.new})
         elif isinstance(event, SampleReady):
             for sample in event.samples:
-                self.log.sample(sample.epoch, sample.prefix, sample.text)
+                self.log.sample(sample.epoch, sample.prefix, sample.text, sample.memorized)
         elif isinstance(event, Finished):
             self.log.write({"type": "end", "epoch": event.epoch, "perplexity": event.perplexity,
                             "tokens_per_sec": event.tokens_per_sec})

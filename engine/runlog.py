@@ -127,11 +127,16 @@ class RunLog:
                           ensure_ascii=False, allow_nan=False)
         self._append(self._metrics, line + "\n")
 
-    def sample(self, epoch: int, prefix: str, text: str) -> None:
-        """A sample goes to metrics.jsonl as a record and to samples.txt as a readable line."""
-        self.write({"type": "sample", "epoch": epoch, "prefix": prefix, "text": text})
+    def sample(self, epoch: int, prefix: str, text: str, memorized: float | None = None) -> None:
+        """A sample goes to metrics.jsonl as a record and to samples.txt as a readable line;
+        memorized: the share of its 20-character windows found in the training text."""
+        record = {"type": "sample", "epoch": epoch, "prefix": prefix, "text": text}
+        if memorized is not None:
+            record["memorized"] = memorized
+        self.write(record)
         shown = (prefix + text).replace("\r", "\\r").replace("\n", "\\n")
-        self._append(self._samples, f"epoch {epoch:>4}  {shown}\n")
+        seen = f"  [{memorized:.0%} seen]" if memorized is not None else ""
+        self._append(self._samples, f"epoch {epoch:>4}  {shown}{seen}\n")
 
     def _append(self, stream: TextIO | None, text: str) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ boundary, and ask for predictions or a checkpoint with `request_prediction()` an
 
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import threading
@@ -38,6 +39,7 @@ from .generate import Prediction, predict
 from .optim import make_optimizer, scheduled_lr
 from .sampling import GREEDY, Sampling, parse_sampling
 from .implementations import Implementation, get_implementation
+from .inspect import memorization, text_windows
 from .train import CarriedGraph, diverged, perplexity
 
 PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
@@ -145,7 +147,8 @@ class Trainer:
         self._epoch = ckpt.epoch
         self._history, self._history_stride = [float(x) for x in ckpt.history], ckpt.history_stride
         self._last_ppl = self._history[-1] if self._history else None
-        self._samples = [Sample(d["epoch"], d["prefix"], d["text"]) for d in ckpt.samples]
+        self._samples = [Sample(d["epoch"], d["prefix"], d["text"], d.get("memorized"))
+                         for d in ckpt.samples]
         self._elapsed = ckpt.elapsed
 
     # ---- checkpoints (on the training thread) ----------------------------------------------
@@ -454,11 +457,19 @@ class Trainer:
 
     def _take_samples(self) -> None:
         sampling = parse_sampling(self._sampling)
-        samples = tuple(Sample(self._epoch, prefix,
-                               self.predict(prefix, self._predict_len, sampling).text)
-                        for prefix in self._prefixes)
-        self._samples = (list(samples) + self._samples)[: MAX_SAMPLES * len(samples)]
-        self._emit(SampleReady(self._epoch, samples))
+        samples = []
+        for prefix in self._prefixes:
+            text = self.predict(prefix, self._predict_len, sampling).text
+            samples.append(Sample(self._epoch, prefix, text,
+                                  memorization(text, self.training_windows).share))
+        self._samples = (samples + self._samples)[: MAX_SAMPLES * len(samples)]
+        self._emit(SampleReady(self._epoch, tuple(samples)))
+
+    @functools.cached_property
+    def training_windows(self) -> frozenset[str]:
+        """The training text's 20-character windows, built once (on the training thread, at
+        the first sample): a sample's windows found here were seen in training."""
+        return text_windows("".join(self.vocab.to_tokens(self.loader.corpus)))
 
     def _record_history(self, ppl: float) -> None:
         """Keep one point per history_stride epochs; halve when full so memory stays flat."""

@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "to sample; with top-k and top-p, their temperature (default: 1)")
     gen.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
     gen.add_argument("--device", default="cpu", help="device to run on (default: cpu)")
+    from .inspect_cmd import add_inspect_parser
+    add_inspect_parser(sub)
     return parser
 
 
@@ -160,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate":
         from .generate_cmd import run_generate
         return run_generate(args)
+    if args.command == "inspect":
+        from .inspect_cmd import run_inspect
+        return run_inspect(args)
     resume, file_keys = None, {}
     try:
         if getattr(args, "resume", None):

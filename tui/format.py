@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 
 def duration(seconds: float | None) -> str:
@@ -38,3 +39,26 @@ def number(value: float | None, digits: int = 4) -> str:
 def char(ch: str) -> str:
     """A character that can be seen: a space as ␣, a newline as ⏎."""
     return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
+
+
+def visible(ch: str) -> str:
+    """A character in one cell that a terminal shows as itself and never obeys: a newline as
+    ⏎, a tab as ⇥, other control characters as their control picture (␛ for escape), and
+    other invisible or format characters (bidi overrides, zero-width marks) as �."""
+    if ch == "\n":
+        return "⏎"
+    if ch == "\t":
+        return "⇥"
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "␡"
+    if not ch.isprintable() or unicodedata.category(ch) in ("Cf", "Zl", "Zp"):
+        return "�"
+    return ch
+
+
+def visible_text(text: str) -> str:
+    """A whole text with every character made visible as visible() does (spaces stay spaces)."""
+    return "".join(visible(ch) for ch in text)

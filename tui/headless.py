@@ -11,6 +11,7 @@ import signal
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
+from rich.text import Text
 
 from engine.checkpoint import Checkpoint, resume_config
 from engine.config import ConfigError, TrainConfig
@@ -62,8 +63,11 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
                             stats=f"perplexity {event.perplexity:.2f} · {event.tokens_per_sec:,.0f} tok/s")
         elif isinstance(event, SampleReady):
             first = event.samples[0]
-            progress.console.print(f"epoch {event.epoch:>4}  {first.prefix}[cyan]{first.text}[/]",
-                                   markup=True, highlight=False)
+            # The sample is the corpus's text: shown as it is, never read as markup.
+            line = Text.assemble(f"epoch {event.epoch:>4}  ", first.prefix, (first.text, "cyan"))
+            if first.memorized is not None:
+                line.append(f"  {first.memorized:.0%} seen", style="dim")
+            progress.console.print(line, highlight=False)
         elif isinstance(event, Diverged):
             trainer.stop()  # nobody is there to lower the learning rate and resume
         elif isinstance(event, Notice):

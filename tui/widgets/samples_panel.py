@@ -73,7 +73,10 @@ class SamplesPanel(VerticalScroll):
             parts.append((f"epoch {epoch}\n", "bold $text-secondary" if i == 0 else "$text-muted"))
             for sample in group:
                 latest = "$text-success on $success 12%" if i == 0 else "on $foreground 6%"
-                parts += [(sample.prefix, "$text-muted"), (sample.text, latest), "\n"]
+                parts += [(sample.prefix, "$text-muted"), (sample.text, latest)]
+                if sample.memorized is not None:  # how much of it was copied from training
+                    parts.append((f" {sample.memorized:.0%} seen", "$text-muted"))
+                parts.append("\n")
         content = Content.assemble(*parts).rstrip()
         # A layout pass costs more than the text: ask for one only when the height changes
         # (it stops changing once MAX_ROUNDS_SHOWN rounds are shown).
