@@ -419,3 +419,60 @@ def memorization(sample: str, training: str | frozenset[str],
     # `in` is a substring search in a str and a lookup in a set of windows of this length.
     found = sum(1 for i in starts if sample[i:i + window] in training)
     return Memorization(len(starts), found, window)
+
+
+# ---- views: plain values for a UI, computed where the model lives ------------------------------
+
+@dataclass(frozen=True)
+class UnitsView:
+    text: str
+    char_class: str
+    values: tuple[float, ...]                    # the class's value after each character
+    ranked: tuple[tuple[int, float], ...]        # (unit, correlation), best first
+    rows: tuple[tuple[float, ...], ...]          # rows[i][t]: unit ranked[i] after text[t]
+    num_units: int
+    part: str = "H"                              # which part of the state ("H", "C", a gate)
+    parts: tuple[str, ...] = ("H",)
+    truncated: int = 0
+    problem: str = ""                            # why nothing could be ranked, if so
+
+
+def units_view(net, vocab: Vocab, text: str, preprocess: str = "raw", char_class: str = "space",
+               top: int = 12, part: str = "H", limit: int = 2_000) -> UnitsView:
+    """The hidden states of a text and the units that follow a character class best, as
+    plain numbers (the UI thread never sees a tensor)."""
+    hs = hidden_states(net, vocab, text, preprocess, limit)
+    if part not in hs.states:
+        part = "H"
+    states = hs.states[part]
+    values = tuple(char_class_values(hs.text, char_class))
+    try:
+        ranked, problem = find_unit(states, hs.text, char_class, top), ""
+    except ValueError as e:  # the class never changes in this text: show the first units
+        ranked = tuple((u, 0.0) for u in range(min(top, states.shape[1])))
+        problem = str(e)
+    rows = tuple(tuple(states[:, u].tolist()) for u, _ in ranked)
+    return UnitsView(hs.text, char_class, values, ranked, rows, states.shape[1], part,
+                     tuple(hs.states), hs.truncated, problem)
+
+
+@dataclass(frozen=True)
+class GradientsView:
+    gradients: GradientsThroughTime
+    index: int          # which batch of the text
+    batches: int        # how many it has
+    batch_size: int
+    num_steps: int
+    note: str = ""
+
+
+def gradients_view(net, tokens: Sequence[int], batch_size: int, num_steps: int, clip: float,
+                   index: int = 0) -> GradientsView:
+    """Gradients through time for batch `index` (wrapping around) of the text's sequential
+    partitioning, from a fresh state."""
+    X, _, note = sequential_batch(tokens, batch_size, num_steps)
+    batches = max(1, ((len(tokens) - 1) // X.shape[0]) // num_steps)
+    index %= batches
+    X, Y, _ = sequential_batch(tokens, X.shape[0], num_steps, index)
+    g = gradients_through_time(net, X, Y, net.begin_state(X.shape[0]), clip)
+    return GradientsView(g, index, batches, X.shape[0], num_steps, note)

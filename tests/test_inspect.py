@@ -255,7 +255,7 @@ def test_gradients_through_time_equal_autograd_on_the_unrolled_graph(clip):
     scale = min(1.0, clip / total)
     np.testing.assert_allclose(result.clipped(), [n * scale for n in expected], rtol=1e-5)
     # What W_hh receives through step t: H_{t-1}^T (dL/dH_t * (1 - H_t^2)); W_hq: H_t^T dY_t.
-    previous = [H0] + Hs[:-1]
+    previous = [H0] + [H.detach() for H in Hs[:-1]]
     W_hh_steps = [float((prev.T @ (H.grad * (1 - H.detach() ** 2))).norm())
                   for prev, H in zip(previous, Hs)]
     np.testing.assert_allclose(result.param_norms["W_hh"], W_hh_steps, rtol=1e-4)
@@ -325,3 +325,29 @@ def test_memorization_of_a_sample_shorter_than_the_window_is_none():
     assert result.windows == 0 and result.share is None
     with pytest.raises(ValueError):
         memorization("abc", "abc", window=0)
+
+
+# ---- the views the app asks for ------------------------------------------------------------
+
+def test_units_view_is_find_unit_in_plain_numbers():
+    from engine.inspect import units_view
+    net = tiny_rnn(hidden=9)
+    view = units_view(net, VOCAB, TEXT, char_class="vowel", top=4)
+    hs = hidden_states(net, VOCAB, TEXT)
+    assert view.ranked == find_unit(hs.H, TEXT, "vowel", top=4)
+    assert view.rows[0] == tuple(hs.H[:, view.ranked[0][0]].tolist())
+    assert view.values == tuple(char_class_values(TEXT, "vowel")) and view.num_units == 9
+    assert all(type(x) is float for row in view.rows for x in row)
+    quiet = units_view(net, VOCAB, "the tea", char_class="quote", top=3)
+    assert "never changes" in quiet.problem and [u for u, _ in quiet.ranked] == [0, 1, 2]
+
+
+def test_gradients_view_takes_a_batch_of_the_text_and_wraps():
+    from engine.inspect import gradients_view, sequential_batch
+    net = tiny_rnn(scale=30.0)
+    tokens = VOCAB[list(TEXT * 3)]
+    view = gradients_view(net, tokens, 2, 5, 1.0, index=7)
+    assert view.batches == (len(tokens) - 1) // 2 // 5 and view.index == 7 % view.batches
+    X, Y, _ = sequential_batch(tokens, 2, 5, view.index)
+    assert view.gradients.H == gradients_through_time(net, X, Y, net.begin_state(2), 1.0).H
+    assert X[0].tolist() == tokens[view.index * 5:view.index * 5 + 5]
