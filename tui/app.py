@@ -40,7 +40,10 @@ from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
 from .screens.confirm import ConfirmScreen
+from .screens.gradients import GradientsScreen
 from .screens.help import HelpScreen
+from .screens.hidden_units import HiddenUnitsScreen
+from .screens.surprise import SurpriseScreen
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
 from .widgets.perplexity_plot import PerplexityPlot
 from .widgets.prompt_panel import PromptPanel
@@ -527,6 +530,15 @@ class RnnTuiApp(App[int]):
         if show and self.last_snapshot is not None:
             plot.stride = self.last_snapshot.history_stride
             plot.history = self.last_snapshot.history
+
+    def action_surprise(self) -> None:
+        self.push_screen(SurpriseScreen())
+
+    def action_hidden_units(self) -> None:
+        self.push_screen(HiddenUnitsScreen())
+
+    def action_gradients(self) -> None:
+        self.push_screen(GradientsScreen())
 
     def action_leave_input(self) -> None:
         self.set_focus(None)

@@ -49,6 +49,16 @@ KEYS: tuple[KeySpec, ...] = (
             "Edit hyperparameters; live ones apply with enter", "Panels"),
     KeySpec("toggle-plot", "p", "toggle_plot", "Plot",
             "Show or hide the full perplexity curve", "Panels"),
+    # Looking inside the model as it is now; each opens a screen (not in the footer: 80 columns).
+    KeySpec("surprise", "i", "surprise", "Surprise",
+            "Surprise: a text coloured by the model's loss on each character", "Inspect",
+            show=False),
+    KeySpec("hidden-units", "u", "hidden_units", "Hidden units",
+            "Hidden units over a text, and the unit that follows a character class",
+            "Inspect", show=False),
+    KeySpec("gradients", "t", "gradients", "Gradients",
+            "Gradients through time: the loss's gradient at each step of one batch",
+            "Inspect", show=False),
     KeySpec("leave-input", "escape", "leave_input", "Leave input",
             "Leave the field; an unapplied live value goes back", "Panels",
             typed=False),
@@ -65,7 +75,7 @@ KEYS: tuple[KeySpec, ...] = (
             typed=False, priority=True),
 )
 
-SECTIONS = ("Training", "Panels", "App")
+SECTIONS = ("Training", "Panels", "Inspect", "App")
 
 APP_BINDINGS: list[Binding] = [
     Binding(k.key, k.action, k.description, show=k.show, key_display=k.key_display,

@@ -1,0 +1,54 @@
+"""Gradient norms through time on a log axis (plotext): vanishing gradients fall to the left."""
+
+from __future__ import annotations
+
+import math
+
+from textual.reactive import reactive, var
+from textual_plotext import PlotextPlot
+
+COLOURS = ("cyan", "magenta", "green", "yellow")
+
+
+class GradientPlot(PlotextPlot):
+    # (name, norms at steps 1..n) per line
+    series: reactive[tuple[tuple[str, tuple[float, ...]], ...]] = var(())
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "|dL/dH_t| by time step"
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._replot()
+
+    def watch_series(self) -> None:
+        self._replot()
+
+    def _replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.xlabel("time step t")
+        positive = [y for _, ys in self.series for y in ys if y > 0 and math.isfinite(y)]
+        if not positive:
+            plt.title("waiting for the trainer")
+            self.refresh()
+            return
+        # Plotted as log10 on a linear axis and labelled in powers of ten (plotext's own log
+        # axis mislabels), as the perplexity plot does.
+        lo, hi = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+        hi = max(hi, lo + 1)
+        for (name, ys), colour in zip(self.series, COLOURS):
+            pts = [(t + 1, math.log10(y)) for t, y in enumerate(ys) if y > 0 and math.isfinite(y)]
+            plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="hd", color=colour,
+                     label=name)
+        plt.ylim(lo, hi)
+        step = max(1, (hi - lo) // 4)
+        ticks = list(range(lo, hi + 1, step))
+        plt.yticks(ticks, [f"1e{k}" for k in ticks])
+        n = max(len(ys) for _, ys in self.series)
+        plt.xlim(1, max(2, n))
+        xt = sorted({round(1 + i * (n - 1) / 4) for i in range(5)})
+        plt.xticks(xt, [str(x) for x in xt])
+        self.refresh()
