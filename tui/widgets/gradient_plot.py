@@ -25,6 +25,9 @@ class GradientPlot(PlotextPlot):
     def watch_series(self) -> None:
         self._replot()
 
+    def on_resize(self) -> None:
+        self._replot()  # the y labels depend on the height
+
     def _replot(self) -> None:
         plt = self.plt
         plt.clear_data()
@@ -44,7 +47,10 @@ class GradientPlot(PlotextPlot):
             plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="hd", color=colour,
                      label=name)
         plt.ylim(lo, hi)
-        step = max(1, (hi - lo) // 4)
+        # At most one label every other row: plotext draws labels that share a row over each
+        # other, and which one shows then changes from run to run.
+        rows = max(2, self.content_size.height - 4)
+        step = max(1, -(-(hi - lo) // max(1, min(5, rows // 2) - 1)))
         ticks = list(range(lo, hi + 1, step))
         plt.yticks(ticks, [f"1e{k}" for k in ticks])
         n = max(len(ys) for _, ys in self.series)
