@@ -273,6 +273,9 @@ class GradientsThroughTime:
     grad_norm: float                            # the whole gradient's norm, before clipping
     clip: float
     loss: float
+    # |dL_T/dH_t|: the gradient of the last step's part of the loss alone (L_T / num_steps),
+    # which has to travel back through every step after t: where vanishing shows plainly.
+    last_norms: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def scale(self) -> float:
@@ -372,21 +375,28 @@ def gradients_through_time(net, X: torch.Tensor, Y: torch.Tensor, state, clip: f
             states.append(state)
         l = F.cross_entropy(torch.cat(outputs).float(), Y.T.reshape(-1).long())
         parts = len(states[0])
-        wrt = [s[i] for s in states for i in range(parts)] + [p for ps in step_params for p in ps]
+        state_parts = [s[i] for s in states for i in range(parts)]
+        l_last = F.cross_entropy(outputs[-1].float(), Y[:, -1].long()) / num_steps
+        last_grads = torch.autograd.grad(l_last, state_parts, allow_unused=True,
+                                         retain_graph=True)
+        wrt = state_parts + [p for ps in step_params for p in ps]
         grads = torch.autograd.grad(l, wrt, allow_unused=True)
+    last_grads = [torch.zeros_like(w) if g is None else g for w, g in zip(state_parts, last_grads)]
     grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads)]
     state_grads, param_grads = grads[:num_steps * parts], grads[num_steps * parts:]
-    state_norms = {}
+    state_norms, last_norms = {}, {}
     for i in range(parts):
         name = STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}"
         state_norms[name] = _norms(state_grads[t * parts + i] for t in range(num_steps))
+        last_norms[name] = _norms(last_grads[t * parts + i] for t in range(num_steps))
     names = param_names(net)
     k = len(names)
     param_norms = {name: _norms(param_grads[t * k + j] for t in range(num_steps))
                    for j, name in enumerate(names)}
     totals = [sum(param_grads[t * k + j] for t in range(num_steps)) for j in range(k)]
     grad_norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in totals))
-    return GradientsThroughTime(state_norms, param_norms, grad_norm, float(clip), float(l.detach()))
+    return GradientsThroughTime(state_norms, param_norms, grad_norm, float(clip), float(l.detach()),
+                                last_norms)
 
 
 # ---- memorization --------------------------------------------------------------------------

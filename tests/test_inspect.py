@@ -246,8 +246,13 @@ def test_gradients_through_time_equal_autograd_on_the_unrolled_graph(clip):
         Hs.append(H)
         outs.append(H @ W_hq + b_q)
     loss = F.cross_entropy(torch.cat(outs), Y.T.reshape(-1))
-    loss.backward()
+    loss.backward(retain_graph=True)
     expected = [float(H.grad.norm()) for H in Hs]
+    grads = [H.grad.clone() for H in Hs]
+    # The last step's part of the loss alone (the classic vanishing-gradient view).
+    last = F.cross_entropy(outs[-1], Y[:, -1]) / X.shape[1]
+    last_expected = [float(g.norm()) for g in torch.autograd.grad(last, Hs)]
+    np.testing.assert_allclose(result.last_norms["H"], last_expected, rtol=1e-5)
     np.testing.assert_allclose(result.H, expected, rtol=1e-5)
     total = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in (W_xh, W_hh, b_h, W_hq, b_q)))
     assert result.grad_norm == pytest.approx(total, rel=1e-5)
@@ -256,8 +261,8 @@ def test_gradients_through_time_equal_autograd_on_the_unrolled_graph(clip):
     np.testing.assert_allclose(result.clipped(), [n * scale for n in expected], rtol=1e-5)
     # What W_hh receives through step t: H_{t-1}^T (dL/dH_t * (1 - H_t^2)); W_hq: H_t^T dY_t.
     previous = [H0] + [H.detach() for H in Hs[:-1]]
-    W_hh_steps = [float((prev.T @ (H.grad * (1 - H.detach() ** 2))).norm())
-                  for prev, H in zip(previous, Hs)]
+    W_hh_steps = [float((prev.T @ (g * (1 - H.detach() ** 2))).norm())
+                  for prev, H, g in zip(previous, Hs, grads)]
     np.testing.assert_allclose(result.param_norms["W_hh"], W_hh_steps, rtol=1e-4)
     dY = torch.softmax(torch.cat(outs).detach(), 1) - F.one_hot(Y.T.reshape(-1), len(VOCAB))
     dY = dY / dY.shape[0]

@@ -111,6 +111,7 @@ def test_gradients_prints_one_row_per_step(checkpoint, capsys, tmp_path):
     for t, row in enumerate(rows):
         assert float(row[1]) == pytest.approx(g.H[t], rel=1e-3)
         assert float(row[2]) == pytest.approx(g.H[t] * g.scale, rel=1e-3)
+        assert float(row[3]) == pytest.approx(g.last_norms["H"][t], rel=1e-3)
     assert g.scale < 1 and "scale" in out
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

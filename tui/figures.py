@@ -217,7 +217,8 @@ def curves_image(path: str | Path, series: dict[str, Sequence[float]], title: st
         lo, hi = math.floor(lo), math.ceil(hi)
     if hi - lo < 1e-12:
         lo, hi = lo - 1, hi + 1
-    W, H, left, right, top, bottom = 640.0, 360.0, 70.0, 150.0, 36.0, 46.0
+    right = max(150.0, 40.0 + 7.0 * max((len(name) for name in series), default=0))
+    W, H, left, top, bottom = 490.0 + right, 360.0, 70.0, 36.0, 46.0
     pw, ph = W - left - right, H - top - bottom
 
     def px(x: float) -> float:

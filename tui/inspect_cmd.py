@@ -189,11 +189,13 @@ def show_gradients(args, net, vocab, config, text) -> list[str]:
     out.append("")
     names = list(g.state_norms)
     header = "step " + "".join(f"{'|dL/d' + n + '_t|':>14}{'clipped':>12}" for n in names)
+    header += "".join(f"{'|dL_T/d' + n + '_t|':>14}" for n in names)
     header += "".join(f"{'|dW ' + p + '|':>14}" for p in g.param_norms)
     out.append(header)
     for t in range(num_steps):
         row = f"{t + 1:>4} " + "".join(f"{g.state_norms[n][t]:>14.4e}"
                                        f"{g.state_norms[n][t] * g.scale:>12.4e}" for n in names)
+        row += "".join(f"{g.last_norms[n][t]:>14.4e}" for n in names)
         row += "".join(f"{v[t]:>14.4e}" for v in g.param_norms.values())
         out.append(row)
     H = g.H
@@ -201,9 +203,18 @@ def show_gradients(args, net, vocab, config, text) -> list[str]:
         out.append("")
         out.append(f"|dL/dH_1| / |dL/dH_{num_steps}| = {H[0] / H[-1]:.3g}: the loss's gradient "
                    f"reaching the first step is {H[0] / H[-1]:.3g} times the last step's")
+    last = g.last_norms["H"]
+    if last[-1] > 0:
+        out.append(f"|dL_T/dH_1| / |dL_T/dH_{num_steps}| = {last[0] / last[-1]:.3g}: the last "
+                   f"step's loss alone, carried back {num_steps - 1} steps (L_T: dL_T/dH_t)")
+    out.append("dL/dH_t: the whole loss's gradient (the output at t and every later step); "
+               "dL_T/dH_t: the last step's share of the loss only; |dW ..|: what step t adds "
+               "to each weight's gradient")
     if args.out:
         series = {f"|dL/d{n}_t|": g.state_norms[n] for n in names}
-        series.update({f"|dL/d{n}_t| clipped": g.clipped(n) for n in names})
+        if g.scale < 1:  # else the clipped curves lie on the others
+            series.update({f"|dL/d{n}_t| clipped": g.clipped(n) for n in names})
+        series.update({f"|dL_T/d{n}_t| (last step's loss)": g.last_norms[n] for n in names})
         curves_image(args.out, series, f"gradients through time (batch {X.shape[0]} x "
                      f"{num_steps}, clip {clip:g})", "time step t", "norm (log scale)")
         out.append(f"wrote {args.out}")

@@ -60,14 +60,18 @@ class GradientsScreen(InspectScreen):
         series = [(f"dL/d{name}", norms) for name, norms in g.state_norms.items()]
         if g.scale < 1:
             series += [(f"dL/d{name} clipped", g.clipped(name)) for name in g.state_norms]
+        series.append(("dL_T/dH (last step's loss)", g.last_norms["H"]))
         self.query_one(GradientPlot).series = tuple(series)
         H = g.H
         ratio = H[0] / H[-1] if H[-1] > 0 else float("inf")
+        last = g.last_norms["H"]
+        decay = last[0] / last[-1] if last[-1] > 0 else 0.0
         clipped = (f"clipped to {g.clip:g}: scaled by {g.scale:.3g}" if g.scale < 1
                    else f"under the clip {g.clip:g}: not scaled")
         summary = (f"batch {result.index + 1} of {result.batches} ({result.batch_size} x "
                    f"{result.num_steps}) · loss {g.loss:.3f} · gradient norm {g.grad_norm:.4g}, "
-                   f"{clipped} · |dL/dH_1| / |dL/dH_{result.num_steps}| = {ratio:.3g}")
+                   f"{clipped} · |dL/dH_1| / |dL/dH_{result.num_steps}| = {ratio:.3g}; for the "
+                   f"last step's loss alone {decay:.3g}")
         if result.note:
             summary += f" · {result.note}"
         self.query_one("#gradients-summary", Static).update(summary)
