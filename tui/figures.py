@@ -124,6 +124,7 @@ def surprise_image(path: str | Path, text: str, losses: Sequence[float], title: 
                         fontsize=9, color="white" if dark else "black")
         ax.set_xlim(0, columns)
         ax.set_ylim(-len(rows), 0)
+        ax.set_aspect(1.75)  # a terminal's cell: about 1.75 times as high as it is wide
         ax.axis("off")
         ax.set_title(f"{title}\nloss per character: 0 (dark) to {SURPRISE_MAX:g}+ nats (bright)",
                      fontsize=9)
