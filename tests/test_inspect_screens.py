@@ -7,7 +7,7 @@ import pytest
 from textual.widgets import Input, Static
 
 from engine.inspect import find_unit, gradients_view, hidden_states, surprise
-from engine.trainer import RunState
+from engine.events import RunState
 from tests.test_app import SMALL, epochs_done, pause, run_async, wait_for
 from tests.test_app import _keys_without_idle_wait  # noqa: F401 - the fixture, used by name
 from tui.app import RnnTuiApp

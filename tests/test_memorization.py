@@ -6,7 +6,8 @@ from __future__ import annotations
 from engine.config import TrainConfig
 from engine.recorder import RunRecorder
 from engine.runlog import read_metrics
-from engine.trainer import SampleReady, Trainer
+from engine.events import SampleReady
+from engine.trainer import Trainer
 
 
 def test_samples_say_how_much_of_them_is_in_the_training_text(timemachine_corpus, tmp_path):

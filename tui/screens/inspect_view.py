@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from engine.trainer import RunState
+from engine.events import RunState
 
 # States in which the trainer's thread answers requests (the app's prompt uses the same).
 ANSWERING = (RunState.TRAINING, RunState.PAUSED, RunState.DIVERGED, RunState.FINISHED)
