@@ -90,6 +90,15 @@ def test_units_lists_the_units_find_unit_ranks(checkpoint, capsys, tmp_path):
     ET.parse(tmp_path / "u.svg")
 
 
+def test_long_texts_say_how_much_was_read(checkpoint, capsys, tmp_path):
+    (tmp_path / "long.txt").write_text("the time traveller " * 1000)  # 18,999 once stripped
+    for view, read in (("surprise", 10_000), ("units", 2_000)):
+        code, out, _ = inspect(capsys, view, "--checkpoint", str(checkpoint),
+                               "--file", str(tmp_path / "long.txt"))
+        assert code == 0
+        assert f"note: only the first {read:,} characters were read ({18_999 - read:,} more" in out
+
+
 def test_units_says_when_a_class_never_changes(checkpoint, capsys):
     code, out, _ = inspect(capsys, "units", "--checkpoint", str(checkpoint), "--text", TEXT,
                            "--class", "quote")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from engine.data import preprocess_lines
-from engine.inspect import (CHAR_CLASSES, MAX_INSPECT_CHARS, find_unit, gradients_through_time,
+from engine.inspect import (CHAR_CLASSES, find_unit, gradients_through_time,
                             hidden_states, sequential_batch, surprise)
 
 from .figures import FigureError, curves_image, heatmap_image, image_format, surprise_image
@@ -105,10 +105,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _notes(truncated: int, unknown: int = 0) -> list[str]:
+def _notes(read: int, truncated: int, unknown: int = 0) -> list[str]:
     out = []
     if truncated:
-        out.append(f"note: only the first {MAX_INSPECT_CHARS:,} characters were read "
+        out.append(f"note: only the first {read:,} characters were read "
                    f"({truncated:,} more were left out)")
     if unknown:
         out.append(f"note: {unknown:,} character(s) are not in the model's vocabulary and "
@@ -118,7 +118,7 @@ def _notes(truncated: int, unknown: int = 0) -> list[str]:
 
 def show_surprise(args, net, vocab, config, text) -> list[str]:
     result = surprise(net, vocab, text, config.preprocess, top=args.top)
-    out = _notes(result.truncated, result.unknown)
+    out = _notes(len(result.text), result.truncated, result.unknown)
     out.append(f"perplexity {result.perplexity:.3f} on {len(result.losses):,} characters "
                f"(mean loss {result.mean_loss:.3f} nats; a uniform guess: {len(vocab) - 1:,})")
     out.append("")
@@ -142,7 +142,7 @@ def show_surprise(args, net, vocab, config, text) -> list[str]:
 
 def show_units(args, net, vocab, config, text) -> list[str]:
     hs = hidden_states(net, vocab, text, config.preprocess)
-    out = _notes(hs.truncated)
+    out = _notes(len(hs.text), hs.truncated)
     H = hs.H
     out.append(f"{H.shape[1]:,} hidden units over {H.shape[0]:,} characters"
                + (f"; also {', '.join(n for n in hs.states if n != 'H')}" if len(hs.states) > 1
