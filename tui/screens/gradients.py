@@ -76,7 +76,8 @@ class GradientsScreen(InspectScreen):
             summary += f" · {result.note}"
         self.query_one("#gradients-summary", Static).update(summary)
         names = list(g.param_norms)
-        table = Text("what each step adds to each weight's gradient (norms)\n", "bold")
+        table = Text()
+        table.append("what each step adds to each weight's gradient (norms)\n", "bold")
         table.append("step " + "".join(f"{n:>10}" for n in names) + "\n", "dim")
         for t in range(result.num_steps):
             table.append(f"{t + 1:>4} " + "".join(f"{g.param_norms[n][t]:>10.2e}" for n in names)

@@ -93,7 +93,8 @@ class SurpriseScreen(InspectScreen):
         if notes:
             summary += " · " + ", ".join(notes)
         self.query_one("#surprise-summary", Static).update(summary)
-        hardest = Text("hardest characters\n", "bold")
+        hardest = Text()
+        hardest.append("hardest characters\n", "bold")
         for i, h in enumerate(result.hardest, 1):
             hardest.append(f"{i:>3}. {h.loss:5.2f} nats  …{visible_text(h.before)}")
             hardest.append(visible_text(h.char), "bold underline")

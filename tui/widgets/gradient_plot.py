@@ -46,7 +46,8 @@ class GradientPlot(PlotextPlot):
             pts = [(t + 1, math.log10(y)) for t, y in enumerate(ys) if y > 0 and math.isfinite(y)]
             plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="hd", color=colour,
                      label=name)
-        plt.ylim(lo, hi)
+        # Headroom above the curves for the legend, which plotext draws in the top left corner.
+        plt.ylim(lo, hi + max(1.0, 0.35 * (hi - lo)))
         # At most one label every other row: plotext draws labels that share a row over each
         # other, and which one shows then changes from run to run.
         rows = max(2, self.content_size.height - 4)
