@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from .data import Vocab, preprocess_lines
 from .generate import Prediction, predict
+from .sampling import GREEDY, Sampling
 from .model import RNNModelScratch
 
 # Longer texts are cut to this many characters: the views run on the trainer's thread, between
@@ -152,12 +153,14 @@ def next_char_probs(net, vocab: Vocab, prefix: str, text: str) -> tuple[float, .
     return tuple(probs.gather(1, chosen.unsqueeze(1)).squeeze(1).cpu().tolist())
 
 
-def confidence(prefix: str, num_preds: int, net, vocab: Vocab, device, temperature: float = 0.0,
-               generator: torch.Generator | None = None, preprocess: str = "raw") -> Confidence:
+def confidence(prefix: str, num_preds: int, net, vocab: Vocab, device,
+               sampling: Sampling = GREEDY, generator: torch.Generator | None = None,
+               preprocess: str = "raw") -> Confidence:
     """predict() (greedy by default), with the probability the model gave each character it
-    wrote. With a temperature the choice is sampled, but the probability shown is still the
-    model's own (temperature 1): how sure the model was, not how the dice were loaded."""
-    prediction = predict(prefix, num_preds, net, vocab, device, temperature=temperature,
+    wrote. With a sampling strategy the choice is drawn, but the probability shown is still
+    the model's own (its softmax, <unk> masked): how sure the model was, not how the dice were
+    loaded."""
+    prediction = predict(prefix, num_preds, net, vocab, device, sampling=sampling,
                          generator=generator, preprocess=preprocess)
     probs = next_char_probs(net, vocab, prediction.prefix, prediction.text) if prediction.text \
         else ()

@@ -17,6 +17,7 @@ from engine.inspect import (CHAR_CLASSES, char_class_values, confidence, find_un
                             gradients_through_time, hidden_states, memorization, read_text,
                             surprise, text_windows)
 from engine.model import RNNModelScratch
+from engine.sampling import Sampling
 
 TOKENS = ["<unk>", " ", "e", "t", "a", "h", ".", '"', "\n", "q"]
 VOCAB = Vocab.from_tokens_list(TOKENS)
@@ -117,9 +118,10 @@ def test_surprise_of_the_fast_model_is_the_books():
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_confidence_is_the_probability_of_each_chosen_character(temperature):
     net = tiny_rnn(scale=20.0)
-    result = confidence("the ", 25, net, VOCAB, "cpu", temperature=temperature,
+    sampling = Sampling("temperature", temperature)
+    result = confidence("the ", 25, net, VOCAB, "cpu", sampling,
                         generator=torch.Generator().manual_seed(5))
-    plain = predict("the ", 25, net, VOCAB, "cpu", temperature=temperature,
+    plain = predict("the ", 25, net, VOCAB, "cpu", sampling,
                     generator=torch.Generator().manual_seed(5))
     assert result.prediction == plain  # predict() itself, unchanged
     assert len(result.probs) == 25

@@ -32,7 +32,8 @@ def app(timemachine_corpus, monkeypatch):
 
 def on_trainer(app, work):
     """Run work(trainer) where the model lives, as the screens do, and wait for it."""
-    return app.trainer.request(work).result(timeout=30)
+    trainer = app.trainer
+    return trainer.request(lambda: work(trainer)).result(timeout=30)
 
 
 def text_of(widget) -> str:

@@ -25,25 +25,22 @@ TEXT = ("the time traveller for so it will be convenient to speak of him was exp
         "passed in our glasses ") * 4
 
 
-def seeded_model():
-    tokens, vocab = load_corpus(TEXT, mode="book")
-    net = RNNModelScratch(len(vocab), 24, "cpu", generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for p in net.params:
-            p.mul_(80.0)
-    return SimpleNamespace(net=net, vocab=vocab, loader=SimpleNamespace(corpus=tokens),
-                           config=SimpleNamespace(preprocess="book", batch_size=4, num_steps=20),
-                           snapshot=lambda: SimpleNamespace(clip=1.0))
-
-
 class InspectingTrainer(FakeTrainer):
-    model = None
+    """With a model whose weights come from a fixed seed, and requests answered on the spot."""
+
+    def __init__(self, config, corpus=None) -> None:
+        super().__init__(config.replace(batch_size=4, num_steps=20), corpus)
+        tokens, self.vocab = load_corpus(TEXT, mode="book")
+        self.loader = SimpleNamespace(corpus=tokens)
+        self.net = RNNModelScratch(len(self.vocab), 24, "cpu",
+                                   generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            for p in self.net.params:
+                p.mul_(80.0)
 
     def request(self, work) -> Future:
-        if InspectingTrainer.model is None:
-            InspectingTrainer.model = seeded_model()
         future: Future = Future()
-        future.set_result(work(InspectingTrainer.model))
+        future.set_result(work())
         return future
 
 

@@ -65,7 +65,8 @@ class InspectScreen(ModalScreen[None]):
             else:
                 self.post_message(self.Answered(token, future.result(), None))
 
-        trainer.request(work).add_done_callback(done)
+        # work reads the trainer's model, but runs on the trainer's thread, between batches.
+        trainer.request(lambda: work(trainer)).add_done_callback(done)
         return True
 
     def on_inspect_screen_answered(self, message: "InspectScreen.Answered") -> None:
