@@ -31,7 +31,7 @@ from .model import RNNModelScratch
 # batches, and the hidden states are kept per step.
 MAX_INSPECT_CHARS = 10_000
 MEMORIZATION_WINDOW = 20     # characters: a window this long found verbatim was seen in training
-STATE_NAMES = ("H", "C")     # the book's names for the parts of a state (RNN and GRU: H; LSTM: H, C)
+STATE_NAMES = ("H", "C")     # the parts of a state, the book's names (RNN, GRU: H; LSTM: H, C)
 BOOK_PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 VOWELS = frozenset("aeiouAEIOU")
 CHAR_CLASSES = {

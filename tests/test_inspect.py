@@ -153,7 +153,8 @@ def test_hidden_states_are_the_state_after_each_character():
     W_xh, W_hh, b_h, _, _ = [p.detach() for p in net.params]
     H = torch.zeros(7)
     for t, ch in enumerate(TEXT):
-        H = torch.tanh(F.one_hot(torch.tensor(VOCAB[ch]), len(VOCAB)).float() @ W_xh + H @ W_hh + b_h)
+        x = F.one_hot(torch.tensor(VOCAB[ch]), len(VOCAB)).float()
+        H = torch.tanh(x @ W_xh + H @ W_hh + b_h)
         torch.testing.assert_close(hs.H[t], H)
 
 

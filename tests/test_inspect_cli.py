@@ -10,7 +10,8 @@ import pytest
 
 from engine.checkpoint import load_checkpoint, model_from_checkpoint
 from engine.config import TrainConfig
-from engine.inspect import find_unit, gradients_through_time, hidden_states, sequential_batch, surprise
+from engine.inspect import (find_unit, gradients_through_time, hidden_states, sequential_batch,
+                            surprise)
 from engine.trainer import Trainer
 from tui.cli import main
 
@@ -74,7 +75,7 @@ def test_untrusted_text_is_shown_literally(checkpoint, capsys, tmp_path):
     # The book's preprocessing (this checkpoint's) drops all of it but the letters; a raw
     # reading shows them as symbols.
     from tui.format import visible_text
-    assert visible_text(hostile) == ("the ␛[31mred␛[0m time␍⏎<b>&amp;</b> traveller � evil")
+    assert visible_text(hostile) == "the ␛[31mred␛[0m time␍⏎<b>&amp;</b> traveller � evil"
 
 
 def test_units_lists_the_units_find_unit_ranks(checkpoint, capsys, tmp_path):

@@ -34,7 +34,8 @@ def ramp(x: float, stops=SEQUENTIAL) -> tuple[int, int, int]:
     for (a, ca), (b, cb) in zip(stops, stops[1:]):
         if x <= b:
             f = (x - a) / (b - a)
-            return tuple(round(u + (v - u) * f) for u, v in zip(ca, cb))  # type: ignore[return-value]
+            r, g, b = (round(u + (v - u) * f) for u, v in zip(ca, cb))
+            return r, g, b
     return stops[-1][1]
 
 

@@ -41,7 +41,8 @@ class SurpriseScreen(InspectScreen):
     def compose(self) -> ComposeResult:
         with Vertical(classes="inspect-dialog") as dialog:
             dialog.border_title = "Surprise"
-            dialog.border_subtitle = "/ text · enter reads · space again · m markers · esc closes"
+            dialog.border_subtitle = ("/ text · enter reads · space again · m markers · "
+                                      "esc closes")
             yield Input(self.text, placeholder="a text to read (empty: the training text's start)",
                         id="surprise-input", select_on_focus=False)
             yield Static("", classes="inspect-note", markup=False)
