@@ -1,4 +1,5 @@
-"""python -m tui: the rnn-tui command from this checkout."""
+"""`python -m tui`: the `rnn-tui` command from this checkout (and what `rnn-tui serve` runs for
+each browser tab)."""
 
 import sys
 

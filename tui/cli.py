@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the character-level RNN from scratch of Dive into Deep Learning "
                     "(chapter 8.5) and watch it learn. With no command, opens the app.",
         epilog="commands:\n  rnn-tui [FLAGS]                  open the app and start training\n"
-               "  rnn-tui train --headless [FLAGS]  train in a plain terminal, as the book does",
+               "  rnn-tui train --headless [FLAGS]  train in a plain terminal, as the book does\n"
+               "  rnn-tui serve [--port N] [FLAGS]  serve the app to a web browser",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rnn-tui {__version__}")
     add_train_flags(parser)
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="cpu", help="device to run on (default: cpu)")
     from .inspect_cmd import add_inspect_parser
     add_inspect_parser(sub)
+    from .serve import add_serve_command
+    add_serve_command(sub, add_train_flags)
     return parser
 
 
@@ -190,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     run = dict(resume=resume, run_dir=getattr(args, "run_dir", None),
                autosave_every=getattr(args, "autosave_every", None) or 10)
+    if args.command == "serve":
+        from .serve import run_serve
+        return run_serve(args)
     if args.command == "train" and args.headless:
         from .headless import run_headless
         return run_headless(config, **run)
