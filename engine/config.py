@@ -193,7 +193,7 @@ class TrainConfig:
     preprocess: str = setting("book", "preprocess", "'book': letters only, lower case; 'raw': "
                               "every character", Kind.MODEL, flag="preprocess",
                               choices=PREPROCESS_MODES, in_form=False)
-    threads: int = setting(0, "threads", "torch threads for training (0: all cores)",
+    threads: int = setting(0, "threads", "torch threads for training (0: adaptive, the count that measures fastest)",
                            Kind.RESTART, flag="threads", constraint=thread_count, in_form=False)
     prefixes: tuple[str, ...] = setting(("time traveller", "traveller"), "prefixes",
                                         "text the periodic samples continue (the flag once per "

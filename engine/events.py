@@ -53,6 +53,7 @@ class Snapshot:
     samples: tuple[Sample, ...] = ()         # newest first
     elapsed: float = 0.0                     # training seconds, pauses excluded
     message: str = ""
+    threads: int = 0                         # torch threads training uses (0: not known)
 
     @property
     def eta(self) -> float | None:
@@ -73,6 +74,7 @@ class RunInfo:
     impl: str
     num_params: int
     notice: str | None = None
+    threads: str = ""   # how torch's thread count is chosen, e.g. "1 thread (--threads 1)"
 
 
 # Events, in the order they happen; drained by the UI or passed to on_event.
@@ -91,6 +93,7 @@ class EpochDone:
     clip: float = 0.0
     grad_norm: float | None = None   # of the epoch's last batch, before clipping
     elapsed: float = 0.0             # training seconds so far
+    threads: int = 0                 # torch threads the epoch ran with
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class Failed:
 @dataclass(frozen=True)
 class Notice:
     message: str
+    topic: str = "corpus"   # or "threads"
 
 
 Event = Started | EpochDone | SampleReady | SettingChanged | Finished | Stopped | Diverged | Failed | Notice

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .runlog import RunLog, new_run_dir
-from .events import (Diverged, EpochDone, Event, Failed, Finished, SampleReady, SettingChanged,
-                     Started, Stopped)
+from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, SampleReady,
+                     SettingChanged, Started, Stopped)
 from .trainer import Trainer
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -50,12 +50,16 @@ class RunRecorder:
         if self.log is None:
             return
         if isinstance(event, EpochDone):
+            self._epoch = event.epoch
             self.log.write({"type": "epoch", "epoch": event.epoch, "perplexity": event.perplexity,
                             "tokens_per_sec": event.tokens_per_sec, "lr": event.lr,
                             "clip": event.clip, "grad_norm": event.grad_norm,
-                            "wall_time": event.elapsed})
+                            "wall_time": event.elapsed, "threads": event.threads})
             if self.autosave_every and event.epoch % self.autosave_every == 0:
                 self.save()
+        elif isinstance(event, Notice):   # e.g. the thread count changed, and why
+            self.log.write({"type": "notice", "epoch": self._epoch,
+                            "topic": event.topic, "message": event.message})
         elif isinstance(event, SettingChanged):
             self.log.write({"type": "setting", "epoch": event.epoch, "name": event.name,
                             "old": event.old, "new": event.new})
@@ -80,11 +84,13 @@ class RunRecorder:
         if self.run_dir is None:
             self.run_dir = new_run_dir(run_name(self.trainer), root=self.runs_root)
         self.log = RunLog(self.run_dir)
+        self._epoch = event.epoch   # the last finished epoch, for records between epochs
         info = event.info
         self.log.write({"type": "start", "epoch": event.epoch, "config": self.trainer.config.to_dict(),
                         "corpus": info.corpus, "corpus_sha1": self.trainer.corpus.sha1,
                         "num_tokens": info.num_tokens, "vocab_size": info.vocab_size,
-                        "device": info.device, "impl": info.impl, "num_params": info.num_params})
+                        "device": info.device, "impl": info.impl, "num_params": info.num_params,
+                        "threads": info.threads})
 
     def save(self) -> Path | None:
         """Checkpoint the last finished epoch (on the training thread). A failure is kept in

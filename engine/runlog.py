@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.txt"
-RECORD_TYPES = ("start", "epoch", "setting", "sample", "diverged", "error", "end")
+RECORD_TYPES = ("start", "epoch", "setting", "sample", "notice", "diverged", "error", "end")
 # A record whose floats were NaN or infinite holds null there, and says which in this key.
 NONFINITE_KEY = "nonfinite"
 

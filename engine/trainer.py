@@ -40,6 +40,7 @@ from .optim import make_optimizer, scheduled_lr
 from .sampling import GREEDY, Sampling, parse_sampling
 from .implementations import Implementation, get_implementation
 from .inspect import memorization, text_windows
+from .threads import ALL_CORES, ThreadTuner, threads_label
 from .train import CarriedGraph, diverged, perplexity
 
 PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
@@ -82,6 +83,11 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         self.device = resolve_device(c.device)
+        # --threads 0 on a CPU: the count that measures fastest, re-checked as training goes.
+        self._tuner = (ThreadTuner(ALL_CORES, torch.set_num_threads)
+                       if not c.threads and self.device.type == "cpu" else None)
+        if self._tuner:
+            torch.set_num_threads(self._tuner.threads)
         corpus = self._corpus or load_text(c.corpus)
         self.corpus = corpus
         tokens, self.vocab = load_corpus(corpus.text, c.max_tokens, c.preprocess)
@@ -123,7 +129,8 @@ class Trainer:
         self._mark_boundary()
         self.info = RunInfo(corpus.name, corpus.num_chars, len(tokens), len(self.vocab),
                             describe(self.device), self.impl.label,
-                            sum(p.numel() for p in self.net.parameters()), corpus.notice)
+                            sum(p.numel() for p in self.net.parameters()), corpus.notice,
+                            self._threads_description())
         if corpus.notice:
             self._emit(Notice(corpus.notice))
         if c.detach == "no":
@@ -357,10 +364,20 @@ class Trainer:
         self._mark_boundary()
         self._record_history(self._last_ppl)
         self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec, lr,
-                             self._clip, self._last_norm, self._elapsed))
+                             self._clip, self._last_norm, self._elapsed, torch.get_num_threads()))
+        if self._tuner and (why := self._tuner.epoch_done(self._tokens_per_sec)):
+            self._emit(Notice(why, "threads"))
         if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
             self._take_samples()
         self._publish(batch=0)
+
+    def _threads_description(self) -> str:
+        if self._tuner:
+            return (f"adaptive threads: {threads_label(self._tuner.threads)} (all cores) to "
+                    "start, re-measured while training")
+        if self.device.type != "cpu":
+            return ""
+        return f"{threads_label(torch.get_num_threads())} (--threads {self.config.threads})"
 
     def _mark_boundary(self) -> None:
         """Remember the state between two epochs: the last good parameters (restored after a
@@ -496,7 +513,8 @@ class Trainer:
                 history=tuple(self._history), history_stride=self._history_stride,
                 tokens_per_sec=self._tokens_per_sec,
                 loss=self._last_loss, grad_norm=self._last_norm,
-                samples=tuple(self._samples), elapsed=self._elapsed, **self._live_values())
+                samples=tuple(self._samples), elapsed=self._elapsed, **self._live_values(),
+                threads=self._tuner.threads if self._tuner else torch.get_num_threads())
         self._last_publish = time.perf_counter()
 
     def _set_state(self, state: RunState, message: str = "") -> None:

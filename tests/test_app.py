@@ -804,3 +804,20 @@ def test_the_plot_is_labelled_in_round_perplexities_on_a_log_axis():
     assert huge[0] == 1 and huge[-1] == 8e12 and len(huge) == 5 and huge == sorted(huge)
     # A short plot: labels two rows apart at least, or plotext draws one over the other.
     assert log_ticks(28, rows=4) == [1, 28] and log_ticks(28, rows=6) == [1, 5, 28]
+
+
+@run_async
+async def test_the_header_says_the_thread_count_and_a_change_is_notified(make_app):
+    app = make_app()   # SMALL: --threads 1
+    async with app.run_test(size=(120, 32)) as pilot:
+        await epochs_done(pilot, app)
+        await wait_for(pilot, lambda: "cpu · 1 thread" in text_of(app, "#status-run"),
+                       what="the thread count in the header")
+        assert "1 thread (--threads 1)" in str(app.query_one("#status-run").tooltip)
+        from engine.events import Notice
+        app.on_engine_event(Notice("training with 1 thread instead of 2: fewer threads run "
+                                   "faster [not markup]", "threads"))
+        await pilot.pause(0.1)
+        assert any(n.startswith("Threads: training with 1 thread instead of 2")
+                   and n.endswith("[not markup]") for n in notifications(app))
+        await pilot.press("q")

@@ -253,6 +253,7 @@ class RnnTuiApp(App[int]):
     def show_snapshot(self, snap: Snapshot) -> None:
         previous = self.query_one(StatusBar).state
         self.query_one(StatusBar).state = snap.state
+        self.query_one(StatusBar).threads = snap.threads
         if snap.state != previous:
             self.refresh_bindings()
         self.query_one(TrainingPanel).snapshot = snap
@@ -277,8 +278,10 @@ class RnnTuiApp(App[int]):
                 self.notify(f"Recording to {self.recorder.run_dir}", title="Run", timeout=6,
                             markup=False)
         elif isinstance(event, Notice):
-            self.notify(event.message, title="Corpus", severity="warning", timeout=15,
-                        markup=False)
+            corpus = event.topic == "corpus"
+            self.notify(event.message, title=event.topic.capitalize(),
+                        severity="warning" if corpus else "information",
+                        timeout=15 if corpus else 8, markup=False)
         elif isinstance(event, SettingChanged):
             label = SPECS[event.name].label if event.name in SPECS else event.name
             self.notify(f"{label}: {show_value(event.old)} → {show_value(event.new)}",

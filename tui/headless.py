@@ -83,7 +83,8 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
     console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
                   f"used, vocabulary {info.vocab_size} · model {info.num_params:,} parameters · "
                   f"{config.iterator} batches {config.batch_size}x{config.num_steps} · "
-                  f"{info.impl} on {info.device}", highlight=False)
+                  f"{info.impl} on {info.device}" + (f", {info.threads}" if info.threads else ""),
+                  highlight=False)
 
     if resume is not None:
         console.print(f"resumed from {resume.source} at epoch {resume.epoch}", highlight=False,

@@ -33,6 +33,7 @@ class StatusBar(Horizontal):
     info: reactive[RunInfo | None] = var(None)
     state: reactive[RunState] = var(RunState.READY)
     waiting: reactive[str] = var("loading the corpus and building the model…")  # until info
+    threads: reactive[int] = var(0)   # torch threads training uses (0: not shown)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-run", markup=False)
@@ -53,6 +54,9 @@ class StatusBar(Horizontal):
     def watch_waiting(self) -> None:
         if self.info is None:
             self._render_run()
+
+    def watch_threads(self) -> None:
+        self._render_run()
 
     def watch_state(self, old: RunState, new: RunState) -> None:
         self._render_state()
@@ -79,7 +83,10 @@ class StatusBar(Horizontal):
             corpus = [(info.corpus, "bold"), (f" · {info.num_chars:,} chars", ""),
                       (f" · {info.num_tokens:,} tokens" if counts else "", ""),
                       (f" · vocab {info.vocab_size}", "")]
-            content = Content.assemble(title, sep, *corpus, sep, (info.device, "bold"), sep,
+            n = self.threads
+            threads = f" · {n} thread{'' if n == 1 else 's'}" if n and info.device == "cpu" else ""
+            content = Content.assemble(title, sep, *corpus, sep, (info.device, "bold"),
+                                       (threads, ""), sep,
                                        (impl, ""), (f" · {info.num_params:,} params" if counts
                                                     else "", "$text-muted"))
             if content.cell_length <= room:
@@ -87,7 +94,8 @@ class StatusBar(Horizontal):
         run.update(content)
         run.tooltip = (f"{info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} "
                        f"tokens used, vocabulary of {info.vocab_size}\n{info.device} · "
-                       f"{info.impl} · {info.num_params:,} parameters")
+                       f"{info.impl} · {info.num_params:,} parameters"
+                       + (f"\n{info.threads}" if info.threads else ""))
 
     def _render_state(self) -> None:
         if not self._ready:
