@@ -108,7 +108,7 @@ def main() -> None:
             print(f"round {r + 1} {condition:5} ratio default / "
                   f"{'best fixed' if condition == 'busy' else '2 fixed'}: "
                   f"{ratios[condition][-1]:.3f}", flush=True)
-    print()
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end (a quiet 2-core machine: below 1)")
     for condition, goal in (("busy", 0.95), ("quiet", 0.97)):
         values = ratios[condition]
         print(f"{condition:5}: median ratio {statistics.median(values):.3f} "

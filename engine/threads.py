@@ -27,8 +27,9 @@ import torch
 # imported: later, a run may have set the count on this thread.
 ALL_CORES = torch.get_num_threads()
 
-FIRST_PROBE = 1        # epochs measured at the starting count (after the first, a warm-up)
-                       # before the first probe
+FIRST_PROBE = 1        # epochs measured at the starting count before the first probe (the
+                       # first epoch is as fast as the next ones at one thread; at all cores
+                       # beside busy processes it is the slow one we want to leave at once)
 AFTER_CHANGE = 4       # epochs at least before re-checking a count just chosen
 GROWTH = 4             # each confirming probe makes the next wait this many times longer,
 BUDGET = 0.02          # and at least long enough that probes this slow cost 2% of the time
@@ -56,7 +57,6 @@ class ThreadTuner:
         self._rates: list[float] = []      # tokens/s of recent epochs at self.threads
         self._probe: int | None = None     # the count being tried this epoch
         self._last_probe_down = False
-        self._warming_up = True            # the first epoch also pays for first calls
 
     @property
     def active(self) -> bool:
@@ -75,9 +75,6 @@ class ThreadTuner:
         """Record the epoch that just ended, at `current` threads; maybe start or end a probe.
         Returns a sentence saying why, when the chosen count changed; None otherwise."""
         if not self.active or tokens_per_sec <= 0:
-            return None
-        if self._warming_up:
-            self._warming_up = False
             return None
         if self._probe is not None:
             return self._decide(tokens_per_sec)

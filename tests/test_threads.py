@@ -66,10 +66,10 @@ def test_a_quiet_machine_keeps_all_cores_and_probes_less_and_less():
 def test_beside_a_busy_core_it_drops_to_one_thread_at_once_and_says_why():
     m = FakeMachine(2, fixed(BUSY)).run(500)
     assert m.tuner.threads == 1
-    assert m.counts[:3] == [2, 2, 1]   # warm-up, measured, probe: one thread from then on
+    assert m.counts[:2] == [2, 1]   # measured, probe: one thread from then on
     assert m.share(2) <= 0.03
     (epoch, message), = m.messages
-    assert epoch == 2
+    assert epoch == 1
     assert message.startswith("training with 1 thread instead of 2")
     assert "other processes are using cores" in message
     assert "33,000 tokens/s against 19,000 with 2 threads" in message
@@ -135,9 +135,12 @@ def test_slow_probes_are_made_rare():
     assert sum(10_000.0 / 2_000.0 - 1 for _ in probes) / 1000 <= 0.03
 
 
-def test_a_slow_first_epoch_is_warm_up_and_not_measured():
-    m = FakeMachine(2, lambda e, n: 500.0 if e == 0 else QUIET[n]).run(50)
-    assert m.messages == [] and m.tuner.threads == 2
+def test_a_slow_first_epoch_misleads_only_briefly():
+    # Were the first epoch slow for reasons of its own, the probe would win by a narrow
+    # margin (5%) and so be checked again soon: back to all cores within a few epochs.
+    m = FakeMachine(2, lambda e, n: 31_000.0 if e == 0 else QUIET[n]).run(50)
+    assert len(m.messages) == 2 and "cores are free" in m.messages[1][1]
+    assert m.messages[1][0] < 10 and m.tuner.threads == 2 and m.share(2, 10) >= 0.95
 
 
 def test_one_core_leaves_the_count_alone():
