@@ -199,13 +199,14 @@ class Server:
             [sys.executable, "-m", "tui", "serve", "--port", str(port), *flags], cwd=REPO,
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
+        self.port = port
         self.url = f"http://127.0.0.1:{port}/"
 
     def wait_until_listening(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         with socket.socket() as probe:
             probe.settimeout(1)
-            while probe.connect_ex(("127.0.0.1", int(self.url.rsplit(":", 1)[1].strip("/")))):
+            while probe.connect_ex(("127.0.0.1", self.port)):
                 if self.process.poll() is not None:
                     raise AssertionError(f"serve exited: {self.process.stdout.read()}")
                 if time.monotonic() > deadline:
