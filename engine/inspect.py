@@ -33,14 +33,7 @@ MAX_INSPECT_CHARS = 10_000
 MEMORIZATION_WINDOW = 20     # characters: a window this long found verbatim was seen in training
 STATE_NAMES = ("H", "C")     # the parts of a state, the book's names (RNN, GRU: H; LSTM: H, C)
 BOOK_PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
-VOWELS = frozenset("aeiouAEIOU")
-CHAR_CLASSES = {
-    "space": "the character just read is a space",
-    "vowel": "the character just read is a vowel (a, e, i, o, u)",
-    "quote": "inside double quotes (an odd number of \" read so far)",
-    "line": "position in the line (characters since the last newline)",
-    "sentence": "after a full stop (the last non-space character read is '.')",
-}
+from .char_classes import CHAR_CLASSES, VOWELS  # noqa: E402 - torch-free, for the CLI
 
 
 # ---- reading a text as the model's corpus was read -------------------------------------------

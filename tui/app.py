@@ -40,10 +40,7 @@ from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
 from .screens.confirm import ConfirmScreen
-from .screens.gradients import GradientsScreen
 from .screens.help import HelpScreen
-from .screens.hidden_units import HiddenUnitsScreen
-from .screens.surprise import SurpriseScreen
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
 from .widgets.perplexity_plot import PerplexityPlot
 from .widgets.prompt_panel import PromptPanel
@@ -535,12 +532,15 @@ class RnnTuiApp(App[int]):
             plot.history = self.last_snapshot.history
 
     def action_surprise(self) -> None:
+        from .screens.surprise import SurpriseScreen  # engine.inspect needs torch: not at start
         self.push_screen(SurpriseScreen())
 
     def action_hidden_units(self) -> None:
+        from .screens.hidden_units import HiddenUnitsScreen
         self.push_screen(HiddenUnitsScreen())
 
     def action_gradients(self) -> None:
+        from .screens.gradients import GradientsScreen
         self.push_screen(GradientsScreen())
 
     def action_leave_input(self) -> None:

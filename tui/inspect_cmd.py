@@ -10,10 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from engine.data import preprocess_lines
-from engine.inspect import (CHAR_CLASSES, find_unit, gradients_through_time,
-                            hidden_states, sequential_batch, surprise)
+from engine.char_classes import CHAR_CLASSES
 
 from .figures import FigureError, curves_image, heatmap_image, image_format, surprise_image
 from .format import visible_text
@@ -85,6 +82,9 @@ def read_source(args: argparse.Namespace) -> str:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    # Torch loads here, not when the parser is built: --help stays fast.
+    from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+
     try:
         if args.out:
             image_format(args.out)  # a bad name fails before the work
@@ -117,6 +117,7 @@ def _notes(read: int, truncated: int, unknown: int = 0) -> list[str]:
 
 
 def show_surprise(args, net, vocab, config, text) -> list[str]:
+    from engine.inspect import surprise
     result = surprise(net, vocab, text, config.preprocess, top=args.top)
     out = _notes(len(result.text), result.truncated, result.unknown)
     out.append(f"perplexity {result.perplexity:.3f} on {len(result.losses):,} characters "
@@ -141,6 +142,7 @@ def show_surprise(args, net, vocab, config, text) -> list[str]:
 
 
 def show_units(args, net, vocab, config, text) -> list[str]:
+    from engine.inspect import find_unit, hidden_states
     hs = hidden_states(net, vocab, text, config.preprocess)
     out = _notes(len(hs.text), hs.truncated)
     H = hs.H
@@ -174,6 +176,8 @@ def show_units(args, net, vocab, config, text) -> list[str]:
 
 
 def show_gradients(args, net, vocab, config, text) -> list[str]:
+    from engine.data import preprocess_lines
+    from engine.inspect import gradients_through_time, sequential_batch
     seen = "".join(preprocess_lines(text, config.preprocess))
     tokens = vocab[list(seen)]
     num_steps = args.num_steps or config.num_steps
