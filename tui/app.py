@@ -33,6 +33,7 @@ from engine.corpus import Corpus
 from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
                            SampleReady, SettingChanged, Snapshot, Started)
 from engine.runlog import default_runs_dir
+from engine.runs import memorization
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
@@ -117,6 +118,7 @@ class RnnTuiApp(App[int]):
         self._prediction_version: tuple[int, int] | None = None
         self._prediction_time = 0.0
         self._restarting = False
+        self._memorization_noticed = False
 
     # ---- layout ------------------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class RnnTuiApp(App[int]):
         self.trainer, self.recorder, self.run_ended = None, None, ended
         self._cancel_start, self._run_began = cancelled, began
         self.info, self.last_snapshot = None, None
+        self._memorization_noticed = False
 
         def train() -> Snapshot | None:
             began.set()
@@ -264,11 +267,24 @@ class RnnTuiApp(App[int]):
             plot = self.query_one(PerplexityPlot)
             plot.stride = snap.history_stride
             plot.history = snap.history
+            plot.val_history = snap.val_history
+        self._notice_memorization(snap)
         live = {name: getattr(snap, name) for name in LIVE_FIELDS}
         form = self.query_one(HyperparamForm)
         if live != form.live:
             form.live = live
         self._maybe_refresh_prediction(snap)
+
+    def _notice_memorization(self, snap: Snapshot) -> None:
+        """Say once per run, in a notification, when validation shows memorizing (the
+        training panel keeps saying it)."""
+        if not snap.val_history or self._memorization_noticed:
+            return
+        message = memorization(snap.history, snap.val_history, snap.history_stride)
+        if message:
+            self._memorization_noticed = True
+            self.notify(message, title="Validation", severity="warning", timeout=10,
+                        markup=False)
 
     def on_engine_event(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -411,6 +427,7 @@ class RnnTuiApp(App[int]):
             self.query_one(TrainingPanel).snapshot = None
             self.query_one(SamplesPanel).samples = ()
             self.query_one(PerplexityPlot).history = ()
+            self.query_one(PerplexityPlot).val_history = ()
             self.query_one(HyperparamForm).config = config
             prompt = self.query_one(PromptPanel)
             prompt.prediction = None
@@ -533,6 +550,7 @@ class RnnTuiApp(App[int]):
         if show and self.last_snapshot is not None:
             plot.stride = self.last_snapshot.history_stride
             plot.history = self.last_snapshot.history
+            plot.val_history = self.last_snapshot.val_history
 
     def action_surprise(self) -> None:
         self.push_screen(SurpriseScreen())
