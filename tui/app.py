@@ -34,6 +34,7 @@ from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice,
                            SampleReady, SettingChanged, Snapshot, Started)
 from engine.runlog import default_runs_dir
 from engine.runs import memorization
+from engine.watch import READ_ONLY
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
@@ -287,7 +288,10 @@ class RnnTuiApp(App[int]):
                         markup=False)
 
     def on_engine_event(self, event: Event) -> None:
-        if isinstance(event, Started):
+        if isinstance(event, Started) and self.read_only:
+            self.notify(f"Watching {self.trainer.path} (read-only: the run trains elsewhere)",
+                        title="Watch", timeout=6, markup=False)
+        elif isinstance(event, Started):
             if event.epoch:
                 self.notify(f"Resumed at epoch {event.epoch}.", title="Checkpoint", timeout=6)
             if self.recorder is not None and self.recorder.run_dir is not None:
@@ -369,6 +373,8 @@ class RnnTuiApp(App[int]):
 
     @on(LiveSettingChanged)
     def apply_live_setting(self, message: LiveSettingChanged) -> None:
+        if self.refused_read_only():
+            return
         try:
             self.trainer.set_live(message.name, message.value)
         except ConfigError as e:
@@ -459,8 +465,19 @@ class RnnTuiApp(App[int]):
     def _state(self) -> RunState:
         return self.last_snapshot.state if self.last_snapshot is not None else RunState.READY
 
+    @property
+    def read_only(self) -> bool:
+        """Watching a run that trains elsewhere (rnn-tui watch): nothing here can steer it."""
+        return bool(getattr(self.trainer, "read_only", False))
+
+    def refused_read_only(self) -> bool:
+        """Say so, and return True, when the run is only watched."""
+        if self.read_only:
+            self.notify(READ_ONLY, title="Read-only", severity="warning", timeout=6)
+        return self.read_only
+
     def action_toggle_pause(self) -> None:
-        if self.trainer is None:
+        if self.trainer is None or self.refused_read_only():
             return
         if self._state() is RunState.FINISHED:
             self.notify("Training has finished; raise epochs (e) to train on, or r starts a "
@@ -475,7 +492,7 @@ class RnnTuiApp(App[int]):
             self.set_timer(delay, self.poll)
 
     def action_step(self) -> None:
-        if self.trainer is None:
+        if self.trainer is None or self.refused_read_only():
             return
         if self._state() in ENDED:
             self.action_toggle_pause()  # says how to go on
@@ -487,6 +504,8 @@ class RnnTuiApp(App[int]):
         self.set_timer(0.05, self.poll)
 
     async def action_restart(self) -> None:
+        if self.refused_read_only():
+            return
         try:
             config, diff = self.new_config()
         except ConfigError as e:
@@ -517,6 +536,8 @@ class RnnTuiApp(App[int]):
         self.focus_now("#prompt-input")
 
     def action_edit_hyperparams(self) -> None:
+        if self.refused_read_only():
+            return
         self.focus_now("#hp-lr")
 
     def focus_now(self, selector: str) -> None:
@@ -584,6 +605,8 @@ class RnnTuiApp(App[int]):
         """The way out of a divergence: half the learning rate, and go on from the last good
         epoch. While training, or after the last epoch (for epochs added later), it only
         halves."""
+        if self.refused_read_only():
+            return
         snap = self.last_snapshot
         if self.trainer is None or snap is None or snap.state in (RunState.STOPPED,
                                                                   RunState.ERROR):
@@ -596,6 +619,8 @@ class RnnTuiApp(App[int]):
 
     def action_save(self) -> None:
         """Checkpoint the last finished epoch now; the trainer's thread writes it."""
+        if self.refused_read_only():
+            return
         recorder, trainer = self.recorder, self.trainer
         if recorder is None or recorder.checkpoint_path is None or trainer is None:
             self.notify("This session does not record runs, so there is nowhere to save.",
@@ -619,6 +644,8 @@ class RnnTuiApp(App[int]):
 
     def action_open_checkpoint(self) -> None:
         """Pick a saved checkpoint and continue its run (after a confirmation)."""
+        if self.refused_read_only():
+            return
         from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
 
         from .screens.checkpoints import CheckpointPicker

@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve import add_serve_command
     add_serve_command(sub, add_train_flags)
     from .compare_cmd import add_compare_parser
+    from .watch_cmd import add_watch_parser
     add_compare_parser(sub)
+    add_watch_parser(sub)
     return parser
 
 
@@ -173,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "compare":
         from .compare_cmd import run_compare
         return run_compare(args)
+    if args.command == "watch":
+        from .watch_cmd import run_watch
+        return run_watch(args)
     resume, file_keys = None, {}
     try:
         if getattr(args, "resume", None):
