@@ -107,9 +107,11 @@ class LogFollower:
             if records:
                 self._last_change = now
             snap = self._snap
-            if (snap.state is RunState.TRAINING and now - self._last_change > STALE_S):
-                snap = replace(snap, message=f"the log has not grown for "
-                                             f"{(now - self._last_change) / 60:.0f} minutes")
+            quiet = now - self._last_change
+            if snap.state is RunState.TRAINING and quiet > STALE_S:
+                snap = replace(snap, message=f"the log has not grown for {quiet / 60:.0f} minutes")
+            if not records and not self._tail.reset and snap.message == self._snap.message:
+                return  # nothing new: the same snapshot, so the app has nothing to redraw
             self._snap = replace(snap, history=tuple(self._history),
                                  val_history=tuple(self._val_history),
                                  history_stride=self._stride, samples=tuple(self._samples))

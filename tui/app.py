@@ -45,6 +45,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.gradients import GradientsScreen
 from .screens.help import HelpScreen
 from .screens.hidden_units import HiddenUnitsScreen
+from .screens.runs import RunsScreen
 from .screens.surprise import SurpriseScreen
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
 from .widgets.perplexity_plot import PerplexityPlot
@@ -120,6 +121,7 @@ class RnnTuiApp(App[int]):
         self._prediction_time = 0.0
         self._restarting = False
         self._memorization_noticed = False
+        self.run_roots: list = []  # directories added in the run browser, for this session
 
     # ---- layout ------------------------------------------------------------------------------
 
@@ -646,33 +648,46 @@ class RnnTuiApp(App[int]):
         """Pick a saved checkpoint and continue its run (after a confirmation)."""
         if self.refused_read_only():
             return
-        from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
-
         from .screens.checkpoints import CheckpointPicker
 
         def chosen(path) -> None:
-            if path is None:
-                return
-            try:
-                ckpt = load_checkpoint(path)
-                config = resume_config(ckpt)
-            except (CheckpointError, ConfigError) as e:
-                self.notify(str(e), title="Cannot open", severity="error", markup=False)
-                return
-
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.resume = ckpt
-                    self.run_worker(self.restart(config), group="restart")
-
-            self.push_screen(ConfirmScreen(
-                "Continue this checkpoint?",
-                f"{path}\nepoch {ckpt.epoch} of {config.epochs} · {ckpt.corpus_name} · "
-                f"{ckpt.num_hiddens} hidden units",
-                confirm="Continue", details="The current run stops (its last finished epoch "
-                "is saved) and this one carries on where it was saved."), answered)
+            if path is not None:
+                self.open_checkpoint(path)
 
         self.push_screen(CheckpointPicker(default_runs_dir()), chosen)
+
+    def open_checkpoint(self, path) -> None:
+        """Continue the checkpoint at `path`, after a confirmation (the picker and the run
+        browser both end here)."""
+        if self.refused_read_only():
+            return
+        from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
+
+        try:
+            ckpt = load_checkpoint(path)
+            config = resume_config(ckpt)
+        except (CheckpointError, ConfigError) as e:
+            self.notify(str(e), title="Cannot open", severity="error", markup=False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.resume = ckpt
+                self.run_worker(self.restart(config), group="restart")
+
+        self.push_screen(ConfirmScreen(
+            "Continue this checkpoint?",
+            f"{path}\nepoch {ckpt.epoch} of {config.epochs} · {ckpt.corpus_name} · "
+            f"{ckpt.num_hiddens} hidden units",
+            confirm="Continue", details="The current run stops (its last finished epoch "
+            "is saved) and this one carries on where it was saved."), answered)
+
+    def action_runs(self) -> None:
+        """The run browser: every run under the runs directory and the directories added."""
+        def open_later(path) -> None:  # after the browser has closed
+            self.call_later(self.open_checkpoint, path)
+
+        self.push_screen(RunsScreen([default_runs_dir(), *self.run_roots], open_later))
 
     async def action_quit(self) -> None:
         reason = self.unsaved_progress()
