@@ -42,6 +42,7 @@ from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
 from .screens.confirm import ConfirmScreen
+from .screens.fork import ForkScreen
 from .screens.gradients import GradientsScreen
 from .screens.help import HelpScreen
 from .screens.hidden_units import HiddenUnitsScreen
@@ -533,6 +534,51 @@ class RnnTuiApp(App[int]):
 
         self.push_screen(ConfirmScreen("Restart?", body, confirm="Restart", details=details),
                          answered)
+
+    def action_fork(self) -> None:
+        """A new run with the form's settings, from epoch 0 (same seed unless changed) or from
+        the current weights; this run is checkpointed (when recorded) and kept."""
+        if self.trainer is None or self.refused_read_only():
+            return
+        try:
+            config, diff = self.new_config()
+        except ConfigError as e:
+            self.notify(str(e), title="Cannot fork with these settings", severity="error",
+                        timeout=8, markup=False)
+            return
+        recorder = self.recorder
+        parent = (f"is kept in {recorder.run_dir}" if recorder is not None
+                  and recorder.run_dir is not None else "stops (this session does not record it)")
+        changes = "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
+                            for name, (old, new) in diff.items()) or (
+            "No setting changed: edit the panel (e) first for a comparison.")
+
+        def answered(mode: str | None) -> None:
+            if mode:
+                self.run_worker(self.fork(config, mode), name="fork", group="restart",
+                                exclusive=True)
+
+        self.push_screen(ForkScreen(changes, parent), answered)
+
+    async def fork(self, config: TrainConfig, mode: str) -> None:
+        """Start the fork: "start" from epoch 0, "branch" from the last finished epoch."""
+        if mode == "branch":
+            try:
+                from engine.fork import branch_checkpoint  # loads torch: only when forking
+                parent = await asyncio.wrap_future(self.trainer.request(self.trainer.checkpoint))
+                self.resume = branch_checkpoint(parent, config)
+            except (ConfigError, RuntimeError) as e:
+                self.notify(str(e), title="Cannot branch", severity="error", timeout=8,
+                            markup=False)
+                return
+        start = self.resume.epoch if mode == "branch" else 0
+        await self.restart(config)
+        if self.resume is not None:  # the restart did not happen: no later run resumes this
+            self.resume = None
+            return
+        self.notify(f"The fork trains from epoch {start}"
+                    + (" with the parent's weights." if start else ", with the same seed unless "
+                       "changed."), title="Fork", timeout=6)
 
     def action_focus_prompt(self) -> None:
         self.focus_now("#prompt-input")
