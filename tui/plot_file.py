@@ -139,8 +139,14 @@ def png(runs: Sequence[RunSummary], path: Path, x: str = "epochs", log: bool = T
             ax.plot([a for a, _ in pts], [b for _, b in pts], color=PALETTE[i % len(PALETTE)],
                     linestyle="--" if label == "validation" else "-",
                     label=f"{run.name} · {label}".replace("$", r"\$"))  # no mathtext
-    if log:
+    if log:  # ticks at 1, 2, 5, 10... written plainly (not 2x10^1)
+        from matplotlib.ticker import FixedLocator, NullFormatter
         ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        ticks = log_ticks(lo, hi)
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.set_yticklabels([f"{t:g}" for t in ticks])
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("epoch" if x == "epochs" else "training seconds")
     ax.set_ylabel("perplexity")
     ax.grid(True, alpha=0.3)
