@@ -248,7 +248,7 @@ class MetricsTail:
 
 # Validation has not improved for this many epochs while training went on improving, or
 # validation is this many times training: the model is memorizing its training text.
-MEMORIZING_PATIENCE = 10
+MEMORIZING_PATIENCE = 20
 MEMORIZING_RATIO = 1.5
 
 
