@@ -10,7 +10,9 @@ from textual.widgets import Input
 
 from engine.config import ConfigError, TrainConfig
 from engine.fork import branch_checkpoint
-from engine.trainer import RunState, Trainer, resume_config
+from engine.checkpoint import resume_config
+from engine.events import RunState
+from engine.trainer import Trainer
 from tui.screens.fork import ForkScreen
 
 from test_app import (SIZE, _keys_without_idle_wait, epochs_done, make_app, notifications,  # noqa: F401
