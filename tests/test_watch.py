@@ -72,7 +72,7 @@ async def test_watch_follows_a_growing_log_read_only(tmp_path, size):
         await wait_for(pilot, lambda: any(n.startswith("Validation: memorizing")
                                           for n in notifications(app)), what="the notice")
         await pilot.pause(0.3)
-        assert "memorizing" in text_of(app, "#memorization")
+        assert text_of(app, "#memorization") == "memorizing: validation has turned up"
         log.write({"type": "end", "epoch": 16, "perplexity": 2.4})
         await wait_for(pilot, lambda: app.last_snapshot.state is RunState.FINISHED,
                        what="the end")

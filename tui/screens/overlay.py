@@ -1,8 +1,8 @@
 """Overlay: the perplexity curves of several runs in one plot, with a legend.
 
 Training curves are drawn as lines, validation curves as dots, one colour per run. Run
-names never reach plotext (which draws with terminal codes): the plot labels the curves by
-number, and the legend below names them, as untrusted text.
+names never reach plotext (which draws with terminal codes): the legend below the plot
+names them, as untrusted text, in their curves' colours.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class OverlayPlot(PlotextPlot):
                 top = max(top, max(ys))
                 if self.log:
                     ys = [math.log10(max(y, 1.0)) for y in ys]
-                plt.plot(xs, ys, color=colour, marker="hd" if label == "train" else "dot",
-                         label=f"{i + 1} {'train' if label == 'train' else 'val'}")
+                # No plotext legend: it covers the first epochs; the one below names them.
+                plt.plot(xs, ys, color=colour, marker="hd" if label == "train" else "dot")
         if self.log:
             plt.ylim(0, math.log10(top) * 1.05)
             ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))

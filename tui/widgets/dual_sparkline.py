@@ -17,8 +17,7 @@ from textual.widget import Widget
 
 # Braille dot bits by (column, row) within a cell, rows from the top.
 DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
-TRAIN_STYLE = "$success"
-VAL_STYLE = "$warning"
+TRAIN_STYLE, VAL_STYLE = "ansi_cyan", "#ffaf00"  # the full plot's colours
 
 
 def log_level(value: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from textual.content import Content
 from textual.reactive import reactive, var
 from textual_plotext import PlotextPlot
 
@@ -42,6 +43,11 @@ def thin(h, stride: int) -> tuple[list[int], list[float]]:
         xs.append(1 + (len(h) - 1) * stride)
         ys.append(h[-1])
     return xs, ys
+
+
+# The curves' colours as plotext draws them ("cyan", "orange"), for the legend and the sparkline.
+TRAIN_COLOUR, VAL_COLOUR = "ansi_cyan", "#ffaf00"
+LEGEND = Content.assemble(("━ train", TRAIN_COLOUR), "  ", ("·· validation", VAL_COLOUR))
 
 
 class PerplexityPlot(PlotextPlot):
@@ -84,11 +90,13 @@ class PerplexityPlot(PlotextPlot):
         # fall (28 to 10), and a blown-up epoch (1e12) does not flatten the rest. Plotted as
         # log10 on a linear axis, labelled in perplexity (plotext's own log axis mislabels).
         top = max(max(ys + vys), 1.1)
-        label = {"label": "train"} if v else {}  # a legend only when there are two curves
-        plt.plot(xs, [math.log10(max(y, 1.0)) for y in ys], marker="hd", color="cyan", **label)
-        if v:
-            plt.plot(vxs, [math.log10(max(y, 1.0)) for y in vys], marker="dot",
-                     color="orange", label="validation")
+        if v:  # first, so that training's curve is drawn whole over it
+            plt.plot(vxs, [math.log10(max(y, 1.0)) for y in vys], marker="dot", color="orange")
+        plt.plot(xs, [math.log10(max(y, 1.0)) for y in ys], marker="hd", color="cyan")
+        # The legend in the frame: plotext's own is drawn over the curve's first epochs.
+        legend = LEGEND if v else ""
+        if self.border_subtitle != legend:
+            self.border_subtitle = legend
         plt.ylim(0, math.log10(top) * 1.05)  # perplexity is 1 at best
         # The rows of the plotting area: the widget less its frame and x-axis lines.
         ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))

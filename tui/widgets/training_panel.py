@@ -16,7 +16,7 @@ from engine.events import RunState, Snapshot
 from engine.runs import memorization
 
 from .. import format as fmt
-from .dual_sparkline import DualSparkline
+from .dual_sparkline import TRAIN_STYLE, VAL_STYLE, DualSparkline
 
 REDRAW_S = 0.2
 SPARK_REDRAW_S = 1.0
@@ -30,7 +30,7 @@ HINTS = {
 }
 
 
-TRAIN, VAL = "$text-success", "$text-warning"  # the two curves' colours, in words too
+TRAIN, VAL = TRAIN_STYLE, VAL_STYLE  # the two curves' colours, in words too
 
 
 def log_scale(ppl: float) -> float:
@@ -134,8 +134,9 @@ class TrainingPanel(Vertical):
         self._display("#val-sparkline", validating)
         memorizing = memorization(snap.history, snap.val_history, snap.history_stride)
         self._display("#memorization", bool(memorizing))
-        if memorizing:
-            self._update("#memorization", memorizing, layout=True)
+        if memorizing:  # one short line here; the notification and the tooltip say why
+            self._update("#memorization", "memorizing: validation has turned up", layout=True)
+            self.query_one("#memorization").tooltip = memorizing
         # The sparkline (a Rich renderable, the dearest part to draw) grows at most once a
         # second; the timer above brings the last epochs in.
         if snap.history != self._history and (new_state or now - self._spark_at >= SPARK_REDRAW_S):
