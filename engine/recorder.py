@@ -89,7 +89,8 @@ class RunRecorder:
         self._epoch = event.epoch   # the last finished epoch, for records between epochs
         info = event.info
         self.log.write({"type": "start", "epoch": event.epoch, "config": self.trainer.config.to_dict(),
-                        "corpus": info.corpus, "num_chars": info.num_chars, "corpus_sha1": self.trainer.corpus.sha1,
+                        "corpus": info.corpus, "num_chars": info.num_chars,
+                        "corpus_sha1": self.trainer.corpus.sha1,
                         "num_tokens": info.num_tokens, "vocab_size": info.vocab_size,
                         "device": info.device, "impl": info.impl, "num_params": info.num_params,
                         "threads": info.threads,

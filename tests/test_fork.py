@@ -15,8 +15,8 @@ from engine.events import RunState
 from engine.trainer import Trainer
 from tui.screens.fork import ForkScreen
 
-from test_app import (SIZE, _keys_without_idle_wait, epochs_done, make_app, notifications,  # noqa: F401
-                      pause, run_async, wait_for)
+from test_app import (SIZE, _keys_without_idle_wait, epochs_done,  # noqa: F401
+                      make_app, notifications, pause, run_async, wait_for)
 
 SMALL = TrainConfig(num_hiddens=32, max_tokens=2000, batch_size=8, num_steps=10, epochs=4,
                     sample_every=100, threads=1, impl="book")

@@ -69,7 +69,8 @@ async def test_browser_lists_sorts_filters_and_overlays(tmp_path, size):
         assert name.plain == "20260101-000000-[b]bold[i]" and not name.spans
         settings = table.get_cell_at((2, 2))
         assert "h=256" in settings.plain
-        highlighted = {settings.plain[s.start:s.end] for s in settings.spans if "bold" in str(s.style)}
+        highlighted = {settings.plain[s.start:s.end] for s in settings.spans
+                       if "bold" in str(s.style)}
         assert highlighted == {"h=256", "epochs=3"}
         assert "3 of 3 runs" in str(screen.query_one("#runs-note", Static).render())
         # Type to filter.

@@ -125,7 +125,8 @@ def test_memorization_says_when_the_gap_opens():
     message = memorization(train, val, patience=4)
     assert message.startswith("memorizing: validation perplexity has not improved for 4 epochs")
     assert "best 5 at epoch 3" in message and "fell to 1.2" in message
-    assert memorization(train, val, stride=2, patience=8) == message.replace("4 epochs", "8 epochs").replace("epoch 3", "epoch 5")
+    twice = message.replace("4 epochs", "8 epochs").replace("epoch 3", "epoch 5")
+    assert memorization(train, val, stride=2, patience=8) == twice
     ratio = memorization([10, 2], [10, 3.2], patience=100)
     assert ratio == "memorizing: validation perplexity 3.2 is 1.6x training's 2"
     assert memorization([], []) is None

@@ -14,7 +14,8 @@ from tui.app import RnnTuiApp
 from tui.cli import main
 from tui.widgets.dual_sparkline import DualSparkline
 
-from test_app import _keys_without_idle_wait, notifications, run_async, text_of, wait_for  # noqa: F401
+from test_app import (_keys_without_idle_wait, notifications, run_async,  # noqa: F401
+                      text_of, wait_for)
 
 CONFIG = {"num_hiddens": 64, "epochs": 30, "lr": 1.0, "val_fraction": 0.1, "sample_every": 2}
 
@@ -34,7 +35,8 @@ async def test_watch_follows_a_growing_log_read_only(tmp_path, size):
                "num_chars": 1000, "num_tokens": 10000, "vocab_size": 28, "device": "cpu",
                "impl": "fast", "num_params": 1234, "val_tokens": 1000})
     follower = LogFollower(run, poll_s=0.02)
-    app = RnnTuiApp(config_of(read_metrics(run)), trainer_factory=lambda *a, **k: follower, record=False)
+    app = RnnTuiApp(config_of(read_metrics(run)), trainer_factory=lambda *a, **k: follower,
+                    record=False)
     async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: app.info is not None, what="the start record")
         assert app.info.vocab_size == 28 and "read-only" in app.info.impl

@@ -85,8 +85,8 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         return 2
     held = f" ({info.val_tokens:,} held out for validation)" if info.val_tokens else ""
     console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
-                  f"used{held}, vocabulary {info.vocab_size} · model {info.num_params:,} parameters · "
-                  f"{config.iterator} batches {config.batch_size}x{config.num_steps} · "
+                  f"used{held}, vocabulary {info.vocab_size} · model {info.num_params:,} "
+                  f"parameters · {config.iterator} batches {config.batch_size}x{config.num_steps} · "
                   f"{info.impl} on {info.device}" + (f", {info.threads}" if info.threads else ""),
                   highlight=False)
 

@@ -30,8 +30,8 @@ class ForkScreen(ModalScreen["str | None"]):
     def compose(self) -> ComposeResult:
         with Vertical(id="fork-dialog") as dialog:
             dialog.border_title = "Fork this run?"
-            yield Static(f"A new run with the hyperparameter panel's settings; this one {self.parent_kept}.",
-                         id="fork-body", markup=False)
+            yield Static(f"A new run with the hyperparameter panel's settings; this one "
+                         f"{self.parent_kept}.", id="fork-body", markup=False)
             yield Static(self.changes, id="fork-changes", markup=False)
             yield Static(CPU_NOTE, id="fork-note", markup=False)
             with Horizontal(id="fork-buttons"):

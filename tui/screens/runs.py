@@ -19,7 +19,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
-from engine.runs import RunError, RunSummary, delete_run, differing_settings, list_runs, read_run, rename_run
+from engine.runs import (RunError, RunSummary, delete_run, differing_settings, list_runs, read_run,
+                         rename_run)
 
 from .confirm import ConfirmScreen
 from .overlay import OverlayScreen
@@ -72,7 +73,8 @@ class RunsScreen(ModalScreen[None]):
         Binding("slash", "filter", "Filter", id="runs-filter", show=False),
     ]
     AUTO_FOCUS = "#runs-table"  # commands by key; other printable keys start the filter
-    HINT = "type to filter · space marks · v overlay · enter opens · s sorts · n renames · d deletes · a adds a dir · esc"
+    HINT = ("type to filter · space marks · v overlay · enter opens · s sorts · n renames · "
+            "d deletes · a adds a dir · esc")
 
     def __init__(self, roots: list[Path], open_checkpoint: Callable[[Path], None] | None = None
                  ) -> None:
@@ -180,9 +182,10 @@ class RunsScreen(ModalScreen[None]):
 
     def current(self) -> RunSummary | None:
         table = self.query_one("#runs-table", DataTable)
-        if not self.shown or table.cursor_row is None or not 0 <= table.cursor_row < len(self.shown):
+        row = table.cursor_row
+        if not self.shown or row is None or not 0 <= row < len(self.shown):
             return None
-        return self.shown[table.cursor_row]
+        return self.shown[row]
 
     @on(DataTable.RowSelected)
     def _row_chosen(self, event: DataTable.RowSelected) -> None:

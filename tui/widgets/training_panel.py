@@ -166,7 +166,8 @@ class TrainingPanel(Vertical):
                           label))
         elif snap.val_history:
             best = min(snap.val_history)
-            parts += [(f"{'validation':<11}", label), (f"{fmt.number(snap.val_perplexity, 4):<8}", VAL),
+            parts += [(f"{'validation':<11}", label),
+                      (f"{fmt.number(snap.val_perplexity, 4):<8}", VAL),
                       (f"{'best':<10}", label), (fmt.number(best, 4), VAL)]
         parts.append("\n")
         rows = [
