@@ -154,7 +154,7 @@ class LogFollower:
                 epochs=max(s.epochs, epoch))
             self._events.append(EpochDone(epoch, ppl or float("nan"), self._snap.tokens_per_sec,
                                           self._snap.lr, self._snap.clip, self._snap.grad_norm,
-                                          self._snap.elapsed, val))
+                                          self._snap.elapsed, val_perplexity=val))
         elif kind == "setting" and isinstance(r.get("name"), str):
             name, new = r["name"], r.get("new")
             if name in ("lr", "clip", "epochs", "sample_every") and _num(new) is not None:
