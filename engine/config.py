@@ -137,6 +137,16 @@ def hidden_size(value) -> str | None:
     return None
 
 
+# Holding out half the tokens or more would leave validation as the main part.
+MAX_VAL_FRACTION = 0.5
+
+
+def held_out_fraction(value) -> str | None:
+    if not 0 <= value < MAX_VAL_FRACTION:  # NaN fails too
+        return f"must be at least 0 and below {MAX_VAL_FRACTION}, got {value}"
+    return None
+
+
 def thread_count(value) -> str | None:
     if value < 0:
         return at_least_zero(value)
@@ -205,6 +215,11 @@ class TrainConfig:
     sampling: str = setting("greedy", "sampling", "how samples choose each character: greedy "
                             "(the book), temperature T, top-k K, top-p P or power A",
                             Kind.LIVE, flag="sampling", constraint=sampling_text)
+    val_fraction: float = setting(0.0, "validation fraction",
+                                  "hold out this fraction of the tokens, at the end, for "
+                                  "validation perplexity each epoch (0: none, the book's run)",
+                                  Kind.MODEL, flag="val-fraction", constraint=held_out_fraction,
+                                  in_form=False)
 
     @property
     def use_random_iter(self) -> bool:
@@ -290,6 +305,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     device's memory is checked when it is built: see memory_problem.)"""
     for name in SETTINGS:
         check_field(name, getattr(config, name))
+    held_out = int(config.max_tokens * config.val_fraction)
+    if config.val_fraction and config.max_tokens and held_out < config.num_steps + 1:
+        raise ConfigError(f"val_fraction {config.val_fraction:g} of {config.max_tokens} tokens "
+                          f"holds out {held_out}, too few for one validation sequence of "
+                          f"{config.num_steps + 1} tokens")
     return config
 
 

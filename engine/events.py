@@ -54,6 +54,8 @@ class Snapshot:
     elapsed: float = 0.0                     # training seconds, pauses excluded
     message: str = ""
     threads: int = 0                         # torch threads training uses (0: not known)
+    val_perplexity: float | None = None      # on the held-out tokens, after the last epoch
+    val_history: tuple[float, ...] = ()      # per epoch as history (empty: nothing held out)
 
     @property
     def eta(self) -> float | None:
@@ -75,6 +77,7 @@ class RunInfo:
     num_params: int
     notice: str | None = None
     threads: str = ""   # how torch's thread count is chosen, e.g. "1 thread (--threads 1)"
+    val_tokens: int = 0   # of num_tokens, held out at the end for validation
 
 
 # Events, in the order they happen; drained by the UI or passed to on_event.
@@ -94,6 +97,7 @@ class EpochDone:
     grad_norm: float | None = None   # of the epoch's last batch, before clipping
     elapsed: float = 0.0             # training seconds so far
     threads: int = 0                 # torch threads the epoch ran with
+    val_perplexity: float | None = None   # on the held-out tokens (None: none held out)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Routes, chosen once per device and named in the implementation's `detail`:
 - "onednn" (CPU): oneDNN's matrix product with the tanh fused (`torch.ops.mkldnn`), inside a
   hand-written autograd Function. bench/throughput.py measured 1.4x the book's loop on a
   2-core AMD EPYC (Zen 4); docs/performance.md saw up to 2x on Zen 5. Without autograd
-  (generation) it runs the fallback, which is faster there.
+  and one step at a time (generation) it runs the fallback, which is faster there.
 - "rnn_tanh" (CUDA): PyTorch's fused RNN op, `torch._VF.rnn_tanh`, which is cuDNN on NVIDIA GPUs.
 - "fallback": plain PyTorch (the projections hoisted, a loop over time, autograd); everywhere.
 The first two are private APIs: each is tried once on a tiny problem, checked against the
@@ -139,9 +139,11 @@ class RNNOneDNN(torch.autograd.Function):
 
 
 def rnn_onednn(X, H, params):
-    if not torch.is_grad_enabled():
-        # Generation: with no backward pass to speed up, oneDNN's set-up per call (packing,
-        # primitives) costs more than its products gain; plain PyTorch measured faster here.
+    if not torch.is_grad_enabled() and X.shape[1] <= 1:
+        # Generation, one step a call: with no backward pass to speed up, oneDNN's set-up per
+        # call (packing, primitives) costs more than its products gain; plain PyTorch measured
+        # faster here. Over many steps (held-out perplexity: 28 rows x 35 steps) oneDNN took
+        # 54 ms where plain PyTorch took 70.
         return rnn_fallback(X, H, params)
     return RNNOneDNN.apply(X, H, *params)
 

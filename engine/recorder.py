@@ -54,7 +54,9 @@ class RunRecorder:
             self.log.write({"type": "epoch", "epoch": event.epoch, "perplexity": event.perplexity,
                             "tokens_per_sec": event.tokens_per_sec, "lr": event.lr,
                             "clip": event.clip, "grad_norm": event.grad_norm,
-                            "wall_time": event.elapsed, "threads": event.threads})
+                            "wall_time": event.elapsed, "threads": event.threads,
+                            **({"val_perplexity": event.val_perplexity}
+                               if event.val_perplexity is not None else {})})
             if self.autosave_every and event.epoch % self.autosave_every == 0:
                 self.save()
         elif isinstance(event, Notice):   # e.g. the thread count changed, and why
@@ -87,10 +89,12 @@ class RunRecorder:
         self._epoch = event.epoch   # the last finished epoch, for records between epochs
         info = event.info
         self.log.write({"type": "start", "epoch": event.epoch, "config": self.trainer.config.to_dict(),
-                        "corpus": info.corpus, "corpus_sha1": self.trainer.corpus.sha1,
+                        "corpus": info.corpus, "num_chars": info.num_chars,
+                        "corpus_sha1": self.trainer.corpus.sha1,
                         "num_tokens": info.num_tokens, "vocab_size": info.vocab_size,
                         "device": info.device, "impl": info.impl, "num_params": info.num_params,
-                        "threads": info.threads})
+                        "threads": info.threads,
+                        **({"val_tokens": info.val_tokens} if info.val_tokens else {})})
 
     def save(self) -> Path | None:
         """Checkpoint the last finished epoch (on the training thread). A failure is kept in

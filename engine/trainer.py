@@ -42,6 +42,7 @@ from .implementations import Implementation, get_implementation
 from .inspect import memorization, text_windows
 from .threads import ALL_CORES, ThreadTuner, threads_label
 from .train import CarriedGraph, diverged, perplexity
+from .validation import evaluate_perplexity, holdout
 
 PUBLISH_INTERVAL_S = 0.1   # at most ~10 snapshots a second, however fast training runs
 MAX_HISTORY = 4096         # per-epoch points kept; beyond that the history is halved
@@ -95,6 +96,8 @@ class Trainer:
             raise ConfigError(
                 f"the corpus {corpus.name!r} has only {len(self.vocab) - 1} distinct character(s) "
                 "after preprocessing: there is nothing to learn")
+        num_tokens = len(tokens)
+        tokens, self._val_tokens = holdout(tokens, c.val_fraction, c.num_steps)
         problem = cfg.memory_problem(c, len(self.vocab), free_memory(self.device), str(self.device))
         if problem:
             raise ConfigError(problem)
@@ -112,6 +115,8 @@ class Trainer:
         self._tokens_per_sec = 0.0        # live: of the epoch under way, updated as it goes
         self._epoch_tokens_per_sec = 0.0  # of the last finished epoch, for final reports
         self._last_ppl: float | None = None
+        self._val_history: list[float] = []
+        self._last_val_ppl: float | None = None
         self._last_loss: float | None = None   # of the latest batch read back
         self._last_norm: float | None = None
         if self._resume is None:
@@ -127,10 +132,11 @@ class Trainer:
             except ValueError as e:
                 raise CheckpointError(f"checkpoint {str(self._resume.source)!r}: {e}") from None
         self._mark_boundary()
-        self.info = RunInfo(corpus.name, corpus.num_chars, len(tokens), len(self.vocab),
+        self.info = RunInfo(corpus.name, corpus.num_chars, num_tokens, len(self.vocab),
                             describe(self.device), self.impl.label,
                             sum(p.numel() for p in self.net.parameters()), corpus.notice,
-                            self._threads_description())
+                            self._threads_description(),
+                            val_tokens=len(self._val_tokens))
         if corpus.notice:
             self._emit(Notice(corpus.notice))
         if c.detach == "no":
@@ -157,6 +163,8 @@ class Trainer:
         self._samples = [Sample(d["epoch"], d["prefix"], d["text"], d.get("memorized"))
                          for d in ckpt.samples]
         self._elapsed = ckpt.elapsed
+        self._val_history = [float(x) for x in ckpt.extra.get("val_history", [])]
+        self._last_val_ppl = self._val_history[-1] if self._val_history else None
 
     # ---- checkpoints (on the training thread) ----------------------------------------------
 
@@ -174,7 +182,8 @@ class Trainer:
             samples=[asdict(x) for x in self._samples], elapsed=self._elapsed,
             impl=self.impl.name,
             optimizer={**self._good_optimizer, "lr": float(self._lr), "clip": float(self._clip)},
-            live={name: getattr(self, "_" + name) for name in cfg.LIVE_FIELDS})
+            live={name: getattr(self, "_" + name) for name in cfg.LIVE_FIELDS},
+            extra={"val_history": list(self._val_history)} if self._val_history else {})
 
     def save(self, path) -> Path:
         """Write checkpoint() atomically to path. Only the training thread may call this."""
@@ -361,10 +370,16 @@ class Trainer:
         self._tokens_per_sec = num_tokens / train_time if train_time > 0 else 0.0
         self._epoch_tokens_per_sec = self._tokens_per_sec
         self._last_ppl = perplexity(mean_loss)
+        if self._val_tokens:  # timed as part of the epoch, but not in its tokens/s
+            t = time.perf_counter()
+            self._last_val_ppl = evaluate_perplexity(net, self._val_tokens, self.config.batch_size,
+                                                     self.config.num_steps, device)
+            self._elapsed += time.perf_counter() - t
         self._mark_boundary()
         self._record_history(self._last_ppl)
         self._emit(EpochDone(self._epoch, self._last_ppl, self._tokens_per_sec, lr,
-                             self._clip, self._last_norm, self._elapsed, torch.get_num_threads()))
+                             self._clip, self._last_norm, self._elapsed, torch.get_num_threads(),
+                             val_perplexity=self._last_val_ppl))
         if self._tuner and (why := self._tuner.epoch_done(self._tokens_per_sec)):
             self._emit(Notice(why, "threads"))
         if self._sample_every and self._epoch % self._sample_every == 0 or self._epoch == self._epochs:
@@ -492,8 +507,11 @@ class Trainer:
         """Keep one point per history_stride epochs; halve when full so memory stays flat."""
         if (self._epoch - 1) % self._history_stride == 0:
             self._history.append(ppl)
+            if self._last_val_ppl is not None:
+                self._val_history.append(self._last_val_ppl)
         if len(self._history) >= MAX_HISTORY:
             self._history = self._history[::2]
+            self._val_history = self._val_history[::2]
             self._history_stride *= 2
 
     def _publish_batch(self, batch: int, num_tokens: int, train_time: float) -> None:
@@ -514,7 +532,8 @@ class Trainer:
                 tokens_per_sec=self._tokens_per_sec,
                 loss=self._last_loss, grad_norm=self._last_norm,
                 samples=tuple(self._samples), elapsed=self._elapsed, **self._live_values(),
-                threads=self._tuner.threads if self._tuner else torch.get_num_threads())
+                threads=self._tuner.threads if self._tuner else torch.get_num_threads(),
+                val_perplexity=self._last_val_ppl, val_history=tuple(self._val_history))
         self._last_publish = time.perf_counter()
 
     def _set_state(self, state: RunState, message: str = "") -> None:

@@ -27,6 +27,11 @@ def test_fields_accept_or_refuse_with_a_message(name, text):
     # Whatever is accepted is usable: right type, in range, and a valid config as a whole.
     kind = FIELD_TYPES[name]
     assert isinstance(value, kind)
+    if name == "val_fraction":  # 0 holds out nothing
+        assert 0 <= value < 0.5
+        # How many tokens it holds out depends on max tokens: checked with the whole corpus.
+        TrainConfig(max_tokens=0).replace(val_fraction=value)
+        return
     if kind is float:
         assert math.isfinite(value) and value > 0
     TrainConfig().replace(**{name: value})

@@ -33,6 +33,8 @@ from engine.corpus import Corpus
 from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
                            SampleReady, SettingChanged, Snapshot, Started)
 from engine.runlog import default_runs_dir
+from engine.runs import memorization
+from engine.watch import READ_ONLY
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
@@ -40,7 +42,9 @@ from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
 from .screens.confirm import ConfirmScreen
+from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
+from .screens.runs import RunsScreen
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
 from .widgets.perplexity_plot import PerplexityPlot
 from .widgets.prompt_panel import PromptPanel
@@ -114,6 +118,8 @@ class RnnTuiApp(App[int]):
         self._prediction_version: tuple[int, int] | None = None
         self._prediction_time = 0.0
         self._restarting = False
+        self._memorization_noticed = False
+        self.run_roots: list = []  # directories added in the run browser, for this session
 
     # ---- layout ------------------------------------------------------------------------------
 
@@ -166,6 +172,7 @@ class RnnTuiApp(App[int]):
         self.trainer, self.recorder, self.run_ended = None, None, ended
         self._cancel_start, self._run_began = cancelled, began
         self.info, self.last_snapshot = None, None
+        self._memorization_noticed = False
 
         def train() -> Snapshot | None:
             began.set()
@@ -261,14 +268,30 @@ class RnnTuiApp(App[int]):
             plot = self.query_one(PerplexityPlot)
             plot.stride = snap.history_stride
             plot.history = snap.history
+            plot.val_history = snap.val_history
+        self._notice_memorization(snap)
         live = {name: getattr(snap, name) for name in LIVE_FIELDS}
         form = self.query_one(HyperparamForm)
         if live != form.live:
             form.live = live
         self._maybe_refresh_prediction(snap)
 
+    def _notice_memorization(self, snap: Snapshot) -> None:
+        """Say once per run, in a notification, when validation shows memorizing (the
+        training panel keeps saying it)."""
+        if not snap.val_history or self._memorization_noticed:
+            return
+        message = memorization(snap.history, snap.val_history, snap.history_stride)
+        if message:
+            self._memorization_noticed = True
+            self.notify(message, title="Validation", severity="warning", timeout=10,
+                        markup=False)
+
     def on_engine_event(self, event: Event) -> None:
-        if isinstance(event, Started):
+        if isinstance(event, Started) and self.read_only:
+            self.notify(f"Watching {self.trainer.path} (read-only: the run trains elsewhere)",
+                        title="Watch", timeout=6, markup=False)
+        elif isinstance(event, Started):
             if event.epoch:
                 self.notify(f"Resumed at epoch {event.epoch}.", title="Checkpoint", timeout=6)
             if self.recorder is not None and self.recorder.run_dir is not None:
@@ -350,6 +373,8 @@ class RnnTuiApp(App[int]):
 
     @on(LiveSettingChanged)
     def apply_live_setting(self, message: LiveSettingChanged) -> None:
+        if self.refused_read_only():
+            return
         try:
             self.trainer.set_live(message.name, message.value)
         except ConfigError as e:
@@ -408,6 +433,7 @@ class RnnTuiApp(App[int]):
             self.query_one(TrainingPanel).snapshot = None
             self.query_one(SamplesPanel).samples = ()
             self.query_one(PerplexityPlot).history = ()
+            self.query_one(PerplexityPlot).val_history = ()
             self.query_one(HyperparamForm).config = config
             prompt = self.query_one(PromptPanel)
             prompt.prediction = None
@@ -439,8 +465,19 @@ class RnnTuiApp(App[int]):
     def _state(self) -> RunState:
         return self.last_snapshot.state if self.last_snapshot is not None else RunState.READY
 
+    @property
+    def read_only(self) -> bool:
+        """Watching a run that trains elsewhere (rnn-tui watch): nothing here can steer it."""
+        return bool(getattr(self.trainer, "read_only", False))
+
+    def refused_read_only(self) -> bool:
+        """Say so, and return True, when the run is only watched."""
+        if self.read_only:
+            self.notify(READ_ONLY, title="Read-only", severity="warning", timeout=6)
+        return self.read_only
+
     def action_toggle_pause(self) -> None:
-        if self.trainer is None:
+        if self.trainer is None or self.refused_read_only():
             return
         if self._state() is RunState.FINISHED:
             self.notify("Training has finished; raise epochs (e) to train on, or r starts a "
@@ -455,7 +492,7 @@ class RnnTuiApp(App[int]):
             self.set_timer(delay, self.poll)
 
     def action_step(self) -> None:
-        if self.trainer is None:
+        if self.trainer is None or self.refused_read_only():
             return
         if self._state() in ENDED:
             self.action_toggle_pause()  # says how to go on
@@ -467,6 +504,8 @@ class RnnTuiApp(App[int]):
         self.set_timer(0.05, self.poll)
 
     async def action_restart(self) -> None:
+        if self.refused_read_only():
+            return
         try:
             config, diff = self.new_config()
         except ConfigError as e:
@@ -493,10 +532,57 @@ class RnnTuiApp(App[int]):
         self.push_screen(ConfirmScreen("Restart?", body, confirm="Restart", details=details),
                          answered)
 
+    def action_fork(self) -> None:
+        """A new run with the form's settings, from epoch 0 (same seed unless changed) or from
+        the current weights; this run is checkpointed (when recorded) and kept."""
+        if self.trainer is None or self.refused_read_only():
+            return
+        try:
+            config, diff = self.new_config()
+        except ConfigError as e:
+            self.notify(str(e), title="Cannot fork with these settings", severity="error",
+                        timeout=8, markup=False)
+            return
+        recorder = self.recorder
+        parent = (f"is kept in {recorder.run_dir}" if recorder is not None
+                  and recorder.run_dir is not None else "stops (this session does not record it)")
+        changes = "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
+                            for name, (old, new) in diff.items()) or (
+            "No setting changed: edit the panel (e) first for a comparison.")
+
+        def answered(mode: str | None) -> None:
+            if mode:
+                self.run_worker(self.fork(config, mode), name="fork", group="restart",
+                                exclusive=True)
+
+        self.push_screen(ForkScreen(changes, parent), answered)
+
+    async def fork(self, config: TrainConfig, mode: str) -> None:
+        """Start the fork: "start" from epoch 0, "branch" from the last finished epoch."""
+        if mode == "branch":
+            try:
+                from engine.fork import branch_checkpoint  # loads torch: only when forking
+                parent = await asyncio.wrap_future(self.trainer.request(self.trainer.checkpoint))
+                self.resume = branch_checkpoint(parent, config)
+            except (ConfigError, RuntimeError) as e:
+                self.notify(str(e), title="Cannot branch", severity="error", timeout=8,
+                            markup=False)
+                return
+        start = self.resume.epoch if mode == "branch" else 0
+        await self.restart(config)
+        if self.resume is not None:  # the restart did not happen: no later run resumes this
+            self.resume = None
+            return
+        self.notify(f"The fork trains from epoch {start}"
+                    + (" with the parent's weights." if start else ", with the same seed unless "
+                       "changed."), title="Fork", timeout=6)
+
     def action_focus_prompt(self) -> None:
         self.focus_now("#prompt-input")
 
     def action_edit_hyperparams(self) -> None:
+        if self.refused_read_only():
+            return
         self.focus_now("#hp-lr")
 
     def focus_now(self, selector: str) -> None:
@@ -530,6 +616,7 @@ class RnnTuiApp(App[int]):
         if show and self.last_snapshot is not None:
             plot.stride = self.last_snapshot.history_stride
             plot.history = self.last_snapshot.history
+            plot.val_history = self.last_snapshot.val_history
 
     def action_surprise(self) -> None:
         from .screens.surprise import SurpriseScreen  # engine.inspect needs torch: not at start
@@ -566,6 +653,8 @@ class RnnTuiApp(App[int]):
         """The way out of a divergence: half the learning rate, and go on from the last good
         epoch. While training, or after the last epoch (for epochs added later), it only
         halves."""
+        if self.refused_read_only():
+            return
         snap = self.last_snapshot
         if self.trainer is None or snap is None or snap.state in (RunState.STOPPED,
                                                                   RunState.ERROR):
@@ -578,6 +667,8 @@ class RnnTuiApp(App[int]):
 
     def action_save(self) -> None:
         """Checkpoint the last finished epoch now; the trainer's thread writes it."""
+        if self.refused_read_only():
+            return
         recorder, trainer = self.recorder, self.trainer
         if recorder is None or recorder.checkpoint_path is None or trainer is None:
             self.notify("This session does not record runs, so there is nowhere to save.",
@@ -601,33 +692,48 @@ class RnnTuiApp(App[int]):
 
     def action_open_checkpoint(self) -> None:
         """Pick a saved checkpoint and continue its run (after a confirmation)."""
-        from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
-
+        if self.refused_read_only():
+            return
         from .screens.checkpoints import CheckpointPicker
 
         def chosen(path) -> None:
-            if path is None:
-                return
-            try:
-                ckpt = load_checkpoint(path)
-                config = resume_config(ckpt)
-            except (CheckpointError, ConfigError) as e:
-                self.notify(str(e), title="Cannot open", severity="error", markup=False)
-                return
-
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.resume = ckpt
-                    self.run_worker(self.restart(config), group="restart")
-
-            self.push_screen(ConfirmScreen(
-                "Continue this checkpoint?",
-                f"{path}\nepoch {ckpt.epoch} of {config.epochs} · {ckpt.corpus_name} · "
-                f"{ckpt.num_hiddens} hidden units",
-                confirm="Continue", details="The current run stops (its last finished epoch "
-                "is saved) and this one carries on where it was saved."), answered)
+            if path is not None:
+                self.open_checkpoint(path)
 
         self.push_screen(CheckpointPicker(default_runs_dir()), chosen)
+
+    def open_checkpoint(self, path) -> None:
+        """Continue the checkpoint at `path`, after a confirmation (the picker and the run
+        browser both end here)."""
+        if self.refused_read_only():
+            return
+        from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
+
+        try:
+            ckpt = load_checkpoint(path)
+            config = resume_config(ckpt)
+        except (CheckpointError, ConfigError) as e:
+            self.notify(str(e), title="Cannot open", severity="error", markup=False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.resume = ckpt
+                self.run_worker(self.restart(config), group="restart")
+
+        self.push_screen(ConfirmScreen(
+            "Continue this checkpoint?",
+            f"{path}\nepoch {ckpt.epoch} of {config.epochs} · {ckpt.corpus_name} · "
+            f"{ckpt.num_hiddens} hidden units",
+            confirm="Continue", details="The current run stops (its last finished epoch "
+            "is saved) and this one carries on where it was saved."), answered)
+
+    def action_runs(self) -> None:
+        """The run browser: every run under the runs directory and the directories added."""
+        def open_later(path) -> None:  # after the browser has closed
+            self.call_later(self.open_checkpoint, path)
+
+        self.push_screen(RunsScreen([default_runs_dir(), *self.run_roots], open_later))
 
     async def action_quit(self) -> None:
         reason = self.unsaved_progress()

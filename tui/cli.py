@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_parser(sub)
     from .serve import add_serve_command
     add_serve_command(sub, add_train_flags)
+    from .compare_cmd import add_compare_parser
+    from .watch_cmd import add_watch_parser
+    add_compare_parser(sub)
+    add_watch_parser(sub)
     return parser
 
 
@@ -168,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "inspect":
         from .inspect_cmd import run_inspect
         return run_inspect(args)
+    if args.command == "compare":
+        from .compare_cmd import run_compare
+        return run_compare(args)
+    if args.command == "watch":
+        from .watch_cmd import run_watch
+        return run_watch(args)
     resume, file_keys = None, {}
     try:
         if getattr(args, "resume", None):

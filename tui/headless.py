@@ -59,8 +59,11 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
 
     def on_event(event) -> None:
         if isinstance(event, EpochDone) and task is not None:
+            val = (f" · validation {event.val_perplexity:.2f}"
+                   if event.val_perplexity is not None else "")
             progress.update(task, completed=event.epoch,
-                            stats=f"perplexity {event.perplexity:.2f} · {event.tokens_per_sec:,.0f} tok/s")
+                            stats=f"perplexity {event.perplexity:.2f}{val} · "
+                                  f"{event.tokens_per_sec:,.0f} tok/s")
         elif isinstance(event, SampleReady):
             first = event.samples[0]
             # The sample is the corpus's text: shown as it is, never read as markup.
@@ -80,9 +83,10 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
     except USER_ERRORS as e:
         err.print(f"rnn-tui: error: {e}", markup=False, soft_wrap=True)
         return 2
+    held = f" ({info.val_tokens:,} held out for validation)" if info.val_tokens else ""
     console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
-                  f"used, vocabulary {info.vocab_size} · model {info.num_params:,} parameters · "
-                  f"{config.iterator} batches {config.batch_size}x{config.num_steps} · "
+                  f"used{held}, vocabulary {info.vocab_size} · model {info.num_params:,} "
+                  f"parameters · {config.iterator} batches {config.batch_size}x{config.num_steps} · "
                   f"{info.impl} on {info.device}" + (f", {info.threads}" if info.threads else ""),
                   highlight=False)
 
@@ -126,6 +130,10 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
     ppl = f"{snap.perplexity:.1f}" if snap.perplexity is not None else "n/a"
     console.print(f"perplexity {ppl}, {snap.tokens_per_sec:.1f} tokens/sec on {info.device}",
                   highlight=False)
+    if snap.val_perplexity is not None:
+        best = min(snap.val_history) if snap.val_history else snap.val_perplexity
+        console.print(f"validation perplexity {snap.val_perplexity:.2f} (best {best:.2f})",
+                      highlight=False)
     for prefix in config.prefixes:
         console.print(trainer.predict(prefix, config.predict_len).full, highlight=False, markup=False)
     return 0 if snap.state in (RunState.FINISHED, RunState.STOPPED) else 1

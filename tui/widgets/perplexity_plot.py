@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from textual.content import Content
 from textual.reactive import reactive, var
 from textual_plotext import PlotextPlot
 
@@ -32,8 +33,26 @@ def log_ticks(top: float, rows: int = 40, most: int = 5) -> list[float]:
     return [t for _, t in kept]
 
 
+def thin(h, stride: int) -> tuple[list[int], list[float]]:
+    """(epochs, values) of a history with one point every `stride` epochs, at most about
+    MAX_POINTS of them, the last always kept."""
+    step = max(1, -(-len(h) // MAX_POINTS))
+    ys = list(h[::step])
+    xs = [1 + i * step * stride for i in range(len(ys))]
+    if xs[-1] != 1 + (len(h) - 1) * stride:
+        xs.append(1 + (len(h) - 1) * stride)
+        ys.append(h[-1])
+    return xs, ys
+
+
+# The curves' colours as plotext draws them ("cyan", "orange"), for the legend and the sparkline.
+TRAIN_COLOUR, VAL_COLOUR = "ansi_cyan", "#ffaf00"
+LEGEND = Content.assemble(("━ train", TRAIN_COLOUR), "  ", ("·· validation", VAL_COLOUR))
+
+
 class PerplexityPlot(PlotextPlot):
     history: reactive[tuple[float, ...]] = var(())
+    val_history: reactive[tuple[float, ...]] = var(())  # validation, when a part is held out
     stride: reactive[int] = var(1)
 
     def __init__(self, **kwargs) -> None:
@@ -45,6 +64,9 @@ class PerplexityPlot(PlotextPlot):
         self._replot()
 
     def watch_history(self) -> None:
+        self._replot()
+
+    def watch_val_history(self) -> None:
         self._replot()
 
     def on_resize(self) -> None:
@@ -61,17 +83,20 @@ class PerplexityPlot(PlotextPlot):
             plt.title("waiting for the first epoch")
             self.refresh()
             return
-        step = max(1, -(-len(h) // MAX_POINTS))
-        ys = list(h[::step])
-        xs = [1 + i * step * self.stride for i in range(len(ys))]
-        if xs[-1] != 1 + (len(h) - 1) * self.stride:
-            xs.append(1 + (len(h) - 1) * self.stride)
-            ys.append(h[-1])
+        xs, ys = thin(h, self.stride)
+        v = self.val_history
+        vxs, vys = thin(v, self.stride) if v else ([], [])
         # Log scale, as the sparkline: the late gains (1.5 to 1.1) show as well as the early
         # fall (28 to 10), and a blown-up epoch (1e12) does not flatten the rest. Plotted as
         # log10 on a linear axis, labelled in perplexity (plotext's own log axis mislabels).
-        top = max(max(ys), 1.1)
+        top = max(max(ys + vys), 1.1)
+        if v:  # first, so that training's curve is drawn whole over it
+            plt.plot(vxs, [math.log10(max(y, 1.0)) for y in vys], marker="dot", color="orange")
         plt.plot(xs, [math.log10(max(y, 1.0)) for y in ys], marker="hd", color="cyan")
+        # The legend in the frame: plotext's own is drawn over the curve's first epochs.
+        legend = LEGEND if v else ""
+        if self.border_subtitle != legend:
+            self.border_subtitle = legend
         plt.ylim(0, math.log10(top) * 1.05)  # perplexity is 1 at best
         # The rows of the plotting area: the widget less its frame and x-axis lines.
         ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))

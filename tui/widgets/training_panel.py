@@ -13,8 +13,10 @@ from textual.timer import Timer
 from textual.widgets import Sparkline, Static
 
 from engine.events import RunState, Snapshot
+from engine.runs import memorization
 
 from .. import format as fmt
+from .dual_sparkline import TRAIN_STYLE, VAL_STYLE, DualSparkline
 
 REDRAW_S = 0.2
 SPARK_REDRAW_S = 1.0
@@ -26,6 +28,9 @@ HINTS = {
     RunState.ERROR: "error · fix the settings, then r",
     RunState.STOPPED: "stopped",
 }
+
+
+TRAIN, VAL = TRAIN_STYLE, VAL_STYLE  # the two curves' colours, in words too
 
 
 def log_scale(ppl: float) -> float:
@@ -67,6 +72,9 @@ class TrainingPanel(Vertical):
         yield Static(id="stats", markup=False)
         yield Static(id="training-message", markup=False)
         yield Sparkline([], id="sparkline")
+        # With a held-out part: training and validation on one scale, in place of the above.
+        yield DualSparkline(id="val-sparkline")
+        yield Static(id="memorization", markup=False)
         yield Static(id="sparkline-caption", markup=False)
 
     def on_mount(self) -> None:
@@ -121,7 +129,14 @@ class TrainingPanel(Vertical):
         subtitle = HINTS.get(snap.state, "")
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
-        self._display("#sparkline", bool(snap.history))
+        validating = bool(snap.val_history)
+        self._display("#sparkline", bool(snap.history) and not validating)
+        self._display("#val-sparkline", validating)
+        memorizing = memorization(snap.history, snap.val_history, snap.history_stride)
+        self._display("#memorization", bool(memorizing))
+        if memorizing:  # one short line here; the notification and the tooltip say why
+            self._update("#memorization", "memorizing: validation has turned up", layout=True)
+            self.query_one("#memorization").tooltip = memorizing
         # The sparkline (a Rich renderable, the dearest part to draw) grows at most once a
         # second; the timer above brings the last epochs in.
         if snap.history != self._history and (new_state or now - self._spark_at >= SPARK_REDRAW_S):
@@ -129,7 +144,11 @@ class TrainingPanel(Vertical):
             self._history = snap.history
             # A new list each time: Sparkline repaints on assignment only. Log scale, so that
             # the late gains (1.5 to 1.1) show as well as the early fall (28 to 10).
-            self.query_one("#sparkline", Sparkline).data = [log_scale(p) for p in snap.history]
+            if validating:
+                spark = self.query_one(DualSparkline)
+                spark.train, spark.val = snap.history, snap.val_history
+            else:
+                self.query_one("#sparkline", Sparkline).data = [log_scale(p) for p in snap.history]
         # The caption is cheap: it keeps up with the numbers above it.
         self._update("#sparkline-caption", self._caption(snap, self.content_size.width))
 
@@ -145,6 +164,11 @@ class TrainingPanel(Vertical):
         if snap.state is RunState.PAUSED and snap.batches_per_epoch:  # where n steps to
             parts.append((f"batch {snap.batch}/{snap.batches_per_epoch} of epoch {snap.epoch + 1}",
                           label))
+        elif snap.val_history:
+            best = min(snap.val_history)
+            parts += [(f"{'validation':<11}", label),
+                      (f"{fmt.number(snap.val_perplexity, 4):<8}", VAL),
+                      (f"{'best':<10}", label), (fmt.number(best, 4), VAL)]
         parts.append("\n")
         rows = [
             (("perplexity", fmt.number(snap.perplexity, 4)), ("loss", fmt.number(snap.loss, 4))),
@@ -164,6 +188,13 @@ class TrainingPanel(Vertical):
         if not h:
             return Content.styled("perplexity per epoch appears here", "$text-muted")
         per = "per epoch" if snap.history_stride == 1 else f"every {snap.history_stride} epochs"
+        v = snap.val_history
+        if v:  # the colours are the sparkline's
+            return Content.assemble(("train ", TRAIN), (fmt.number(h[0], 3), ""),
+                                    (" → ", "$text-muted"), (fmt.number(h[-1], 3), "bold"),
+                                    (" · ", "$text-muted"), ("validation ", VAL),
+                                    (fmt.number(v[0], 3), ""), (" → ", "$text-muted"),
+                                    (fmt.number(v[-1], 3), "bold"))
         values = Content.assemble((fmt.number(h[0], 3), ""), (" → ", "$text-muted"),
                                   (fmt.number(h[-1], 3), "bold"),
                                   (f" · best {fmt.number(min(h), 3)}", "$text-muted"))

@@ -1,0 +1,116 @@
+"""Overlay: the perplexity curves of several runs in one plot, with a legend.
+
+Training curves are drawn as lines, validation curves as dots, one colour per run. Run
+names never reach plotext (which draws with terminal codes): the legend below the plot
+names them, as untrusted text, in their curves' colours.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from engine.runs import RunSummary
+
+from ..plot_file import series
+from ..widgets.perplexity_plot import log_ticks
+
+# (plotext colour, rich colour): the same hue in the plot and in the legend.
+COLOURS = (("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("red", "red"),
+           ("magenta", "magenta"), ("blue", "blue"), ("yellow", "yellow"), ("gray", "grey62"),
+           ("cyan+", "bright_cyan"), ("red+", "bright_red"))
+
+
+class OverlayPlot(PlotextPlot):
+    log: reactive[bool] = reactive(True)
+    x: reactive[str] = reactive("epochs")
+
+    def __init__(self, runs: Sequence[RunSummary], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.runs = list(runs)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.replot()
+
+    def watch_log(self) -> None:
+        self.replot()
+
+    def watch_x(self) -> None:
+        self.replot()
+
+    def on_resize(self) -> None:
+        self.replot()
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.xlabel("epoch" if self.x == "epochs" else "training seconds")
+        plt.ylabel("perplexity" + (" (log)" if self.log else ""))
+        top = 1.1
+        for i, run in enumerate(self.runs):
+            colour = COLOURS[i % len(COLOURS)][0]
+            for label, points in series(run, self.x):
+                xs = [a for a, _ in points]
+                ys = [b for _, b in points]
+                top = max(top, max(ys))
+                if self.log:
+                    ys = [math.log10(max(y, 1.0)) for y in ys]
+                # No plotext legend: it covers the first epochs; the one below names them.
+                plt.plot(xs, ys, color=colour, marker="hd" if label == "train" else "dot")
+        if self.log:
+            plt.ylim(0, math.log10(top) * 1.05)
+            ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))
+            plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
+        self.refresh()
+
+
+class OverlayScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close", id="overlay-close"),
+        Binding("l", "toggle_log", "Log/linear", id="overlay-log"),
+        Binding("x", "toggle_x", "Epochs/seconds", id="overlay-x"),
+    ]
+
+    def __init__(self, runs: Sequence[RunSummary]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="overlay-dialog") as dialog:
+            dialog.border_title = f"{len(self.runs)} run(s)"
+            dialog.border_subtitle = "l log/linear · x epochs/seconds · escape closes"
+            yield OverlayPlot(self.runs, id="overlay-plot")
+            yield Static(self.legend(), id="overlay-legend")
+
+    def legend(self) -> Text:
+        """One line a run: its number and colour as in the plot, its name, its last numbers."""
+        text = Text()
+        for i, run in enumerate(self.runs):
+            colour = COLOURS[i % len(COLOURS)][1]
+            if text:
+                text.append("\n")
+            text.append(f"{i + 1} ━━ ", style=f"bold {colour}")
+            text.append(run.name, style=colour)
+            val = f" · val {run.last_val:.3g} ··" if run.last_val is not None else ""
+            last = f"{run.last_train:.3g}" if run.last_train is not None else "-"
+            text.append(f"  train {last}{val}", style="dim")
+        return text
+
+    def action_toggle_log(self) -> None:
+        plot = self.query_one(OverlayPlot)
+        plot.log = not plot.log
+
+    def action_toggle_x(self) -> None:
+        plot = self.query_one(OverlayPlot)
+        plot.x = "seconds" if plot.x == "epochs" else "epochs"

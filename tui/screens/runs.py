@@ -1,0 +1,322 @@
+"""The run browser: every run on disk, side by side; mark some to overlay their curves.
+
+Runs come from the runs directory and any directory added here (a). Settings that differ
+between the runs shown are highlighted. Names, settings and paths are untrusted text: every
+cell is a rich Text, never markup.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Static
+
+from engine.runs import (RunError, RunSummary, delete_run, differing_settings, list_runs, read_run,
+                         rename_run)
+
+from .confirm import ConfirmScreen
+from .overlay import OverlayScreen
+from .text_prompt import TextPrompt
+
+# Settings always shown in the settings column, by short label; others appear when they differ.
+SHOWN = (("num_hiddens", "h"), ("lr", "lr"), ("iterator", "iter"), ("val_fraction", "val"),
+         ("seed", "seed"))
+SHORT = dict(SHOWN)
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def _ppl(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return "inf" if v > 0 else "nan"
+    return f"{v:.3f}" if v < 100 else f"{v:.4g}"
+
+
+# Sort orders: (label, key); None sorts last.
+SORTS: tuple[tuple[str, Callable[[RunSummary], object]], ...] = (
+    ("date", lambda r: (r.date, r.name)),
+    ("name", lambda r: r.name.lower()),
+    ("best train", lambda r: (r.best_train is None, r.best_train or 0.0)),
+    ("best validation", lambda r: (r.best_val is None, r.best_val or 0.0)),
+    ("tokens/s", lambda r: (r.tokens_per_sec is None, -(r.tokens_per_sec or 0.0))),
+    ("state", lambda r: r.state),
+)
+
+
+class RunsScreen(ModalScreen[None]):
+    """Browse runs. Opening one hands its checkpoint to `open_checkpoint` (the app's flow)."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="runs-close"),
+        Binding("space,m", "mark", "Mark", id="runs-mark"),
+        Binding("v", "overlay", "Overlay", id="runs-overlay"),
+        Binding("s", "sort", "Sort", id="runs-sort"),
+        Binding("n", "rename", "Rename", id="runs-rename"),
+        Binding("d,delete", "delete", "Delete", id="runs-delete"),
+        Binding("a", "add_dir", "Add dir", id="runs-add"),
+        Binding("slash", "filter", "Filter", id="runs-filter", show=False),
+    ]
+    AUTO_FOCUS = "#runs-table"  # commands by key; other printable keys start the filter
+    HINT = ("type to filter · space marks · v overlay · enter opens · s sorts · n renames · "
+            "d deletes · a adds a dir · esc")
+
+    def __init__(self, roots: list[Path], open_checkpoint: Callable[[Path], None] | None = None
+                 ) -> None:
+        super().__init__()
+        self.roots = list(roots)
+        self.open_checkpoint = open_checkpoint
+        self.runs: list[RunSummary] = []
+        self.problems: list[str] = []
+        self.marked: set[Path] = set()
+        self.sort_index = 0
+        self.shown: list[RunSummary] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="runs-dialog") as dialog:
+            dialog.border_title = "Runs"
+            dialog.border_subtitle = self.HINT
+            yield Input(placeholder="filter: part of a name, a setting or a state",
+                        id="runs-filter-input", select_on_focus=False)
+            yield Static("reading runs …", id="runs-note", markup=False)
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.load()
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="runs")
+    def load(self) -> None:
+        """Read every run's log off the UI thread."""
+        runs, problems = [], []
+        for path in list_runs(*self.roots):
+            try:
+                runs.append(read_run(path))
+            except RunError as e:
+                problems.append(str(e))
+        self.app.call_from_thread(self._loaded, runs, problems)
+
+    def _loaded(self, runs: list[RunSummary], problems: list[str]) -> None:
+        self.runs, self.problems = runs, problems
+        self.marked &= {r.path for r in runs}
+        self.refresh_table()
+
+    # ---- the table ----------------------------------------------------------------------------
+
+    def filtered(self) -> list[RunSummary]:
+        words = self.query_one("#runs-filter-input", Input).value.lower().split()
+        label, key = SORTS[self.sort_index]
+        runs = sorted(self.runs, key=key, reverse=label == "date")  # newest first
+        if not words:
+            return runs
+
+        def text(r: RunSummary) -> str:
+            settings = " ".join(f"{k}={_value(v)}" for k, v in r.settings.items())
+            return f"{r.name} {r.state} {r.corpus} {settings}".lower()
+        return [r for r in runs if all(w in text(r) for w in words)]
+
+    def refresh_table(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        cursor = self.current()
+        table.clear(columns=True)
+        has_val = any(r.has_val for r in self.runs)
+        columns = ["", "run", "settings", "epoch", "best", "last"]
+        columns += ["best val", "last val"] if has_val else []
+        columns += ["tok/s", "state", "date"]
+        table.add_columns(*columns)
+        self.shown = self.filtered()
+        differ = set(differing_settings(self.shown))
+        for r in self.shown:
+            row = [Text("✓" if r.path in self.marked else " ", style="bold"),
+                   Text(r.name), self.settings_text(r, differ),
+                   Text(f"{r.epoch}/{r.epochs}"), Text(_ppl(r.best_train)),
+                   Text(_ppl(r.last_train))]
+            if has_val:
+                row += [Text(_ppl(r.best_val)), Text(_ppl(r.last_val))]
+            speed = "-" if r.tokens_per_sec is None else f"{r.tokens_per_sec:,.0f}"
+            row += [Text(speed), Text(r.state), Text(r.date[:16].replace("T", " "))]
+            table.add_row(*row, key=str(r.path))
+        if cursor is not None and cursor in self.shown:
+            table.move_cursor(row=self.shown.index(cursor))
+        note = self.query_one("#runs-note", Static)
+        where = ", ".join(str(p) for p in self.roots)
+        label = SORTS[self.sort_index][0]
+        if not self.runs:
+            note.update(f"No runs yet in {where}. Every run the app or train --headless starts "
+                        "is kept there.")
+        else:
+            marked = f" · {len(self.marked)} marked" if self.marked else ""
+            problems = f" · {len(self.problems)} unreadable" if self.problems else ""
+            note.update(f"{len(self.shown)} of {len(self.runs)} runs in {where} · sorted by "
+                        f"{label}{marked}{problems}")
+
+    @staticmethod
+    def settings_text(run: RunSummary, differ: set[str]) -> Text:
+        """The usual settings, and any other that differs; those that differ highlighted."""
+        text = Text()
+        keys = [k for k, _ in SHOWN] + sorted(differ - set(SHORT))
+        for key in keys:
+            if key not in run.settings:
+                continue
+            if text:
+                text.append(" ")
+            style = "bold yellow" if key in differ else ""
+            text.append(f"{SHORT.get(key, key)}={_value(run.settings[key])}", style=style)
+        return text
+
+    def current(self) -> RunSummary | None:
+        table = self.query_one("#runs-table", DataTable)
+        row = table.cursor_row
+        if not self.shown or row is None or not 0 <= row < len(self.shown):
+            return None
+        return self.shown[row]
+
+    @on(DataTable.RowSelected)
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # enter on a row opens it
+        self.action_open()
+
+    @on(Input.Changed, "#runs-filter-input")
+    def _filter_changed(self) -> None:
+        self.refresh_table()
+
+    @on(Input.Submitted, "#runs-filter-input")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one("#runs-table").focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Type to filter: a printable key that is not a command starts the filter."""
+        field = self.query_one("#runs-filter-input", Input)
+        if field.has_focus:
+            if event.key == "escape":
+                event.stop()
+                event.prevent_default()
+                self.query_one("#runs-table").focus()
+            return
+        if (event.is_printable and event.character and event.character not in " mvsnda/"
+                and not event.character.isspace()):
+            event.stop()
+            event.prevent_default()
+            field.focus()
+            field.insert_text_at_cursor(event.character)
+
+    # ---- actions ------------------------------------------------------------------------------
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter-input").focus()
+
+    def action_mark(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        self.marked ^= {run.path}
+        self.refresh_table()
+
+    def action_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.refresh_table()
+
+    def action_overlay(self) -> None:
+        runs = [r for r in self.shown if r.path in self.marked]
+        if not runs and self.current() is not None:
+            runs = [self.current()]
+        if not runs:
+            self.notify("Mark runs with space first.", timeout=4)
+            return
+        self.app.push_screen(OverlayScreen(runs))
+
+    def action_open(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        from engine.recorder import CHECKPOINT_FILE  # loads torch: only when opening
+
+        checkpoint = run.path / CHECKPOINT_FILE
+        if not checkpoint.is_file():
+            self.notify(f"{run.name} has no checkpoint to open.", title="Open",
+                        severity="warning", markup=False)
+            return
+        self.dismiss(None)
+        if self.open_checkpoint is not None:
+            self.open_checkpoint(checkpoint)
+
+    def action_rename(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+
+        def answered(name: str | None) -> None:
+            if not name or name == run.name:
+                return
+            try:
+                new = rename_run(run.path, name)
+            except RunError as e:
+                self.notify(str(e), title="Not renamed", severity="error", markup=False)
+                return
+            if run.path in self.marked:
+                self.marked = (self.marked - {run.path}) | {new}
+            self.load()
+
+        self.app.push_screen(TextPrompt("Rename the run", f"New name for {run.name}:",
+                                        run.name), answered)
+
+    def action_delete(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                delete_run(run.path)
+            except RunError as e:
+                self.notify(str(e), title="Not deleted", severity="error", markup=False)
+                return
+            self.notify(f"Deleted {run.name}.", title="Runs", timeout=4, markup=False)
+            self.load()
+
+        self.app.push_screen(ConfirmScreen(
+            "Delete this run?", f"{run.path}\nepoch {run.epoch}/{run.epochs} · {run.state}",
+            confirm="Delete", details="Its metrics, samples and checkpoints are removed from "
+                                      "the disk; this cannot be undone."), answered)
+
+    def action_add_dir(self) -> None:
+        def answered(text: str | None) -> None:
+            if not text or not text.strip():
+                return
+            path = Path(text.strip()).expanduser()
+            if not path.is_dir():
+                self.notify(f"{path} is not a directory.", title="Not added", severity="error",
+                            markup=False)
+                return
+            if path not in self.roots:
+                self.roots.append(path)
+                extra = getattr(self.app, "run_roots", None)
+                if isinstance(extra, list) and path not in extra:
+                    extra.append(path)  # the app remembers it for the session
+            self.load()
+
+        self.app.push_screen(TextPrompt("Add a directory of runs",
+                                        "A directory whose subdirectories are runs (or a run):"),
+                             answered)
