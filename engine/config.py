@@ -166,14 +166,14 @@ class TrainConfig:
                         flag="lr", constraint=positive_number)
     clip: float = setting(1.0, "clip norm", "clip the gradient's total norm to this value "
                           "(0: no clipping)", Kind.LIVE, flag="clip", constraint=at_least_zero_number)
-    lr_schedule: str = setting("none", "lr schedule", "learning rate over the run: none (the "
-                               "book's constant), cosine (down to 0 at the last epoch) or step "
-                               "(halved at each quarter)", Kind.LIVE, flag="lr-schedule",
-                               choices=SCHEDULES)
     sample_every: int = setting(10, "sample every", "print samples every N epochs", Kind.LIVE,
                                 flag="sample-every", constraint=positive)
     epochs: int = setting(500, "epochs", "number of epochs", Kind.LIVE, flag="epochs",
                           constraint=positive)
+    lr_schedule: str = setting("none", "lr schedule", "learning rate over the run: none (the "
+                               "book's constant), cosine (down to 0 at the last epoch) or step "
+                               "(halved at each quarter)", Kind.LIVE, flag="lr-schedule",
+                               choices=SCHEDULES)
     num_hiddens: int = setting(512, "hidden size", "number of hidden units", Kind.MODEL,
                                flag="hidden", constraint=hidden_size)
     batch_size: int = setting(32, "batch size", "sequences per mini-batch", Kind.MODEL,
