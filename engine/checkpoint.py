@@ -28,11 +28,13 @@ import torch
 from . import __version__
 from .config import LIVE_FIELDS, MODEL_FIELDS, ConfigError, TrainConfig, check_field
 from .data import Vocab
+from .errors import RnnTuiError
 from .files import atomic_write
 
 FORMAT = "rnn-tui checkpoint"   # written into every file, so other pickles are recognised
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
+PREVIOUS_UNCHANGED = "; the previous checkpoint, if any, is unchanged"
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 
 _ZIP_MAGIC = b"PK\x03\x04"   # torch.save's format since PyTorch 1.6
@@ -41,7 +43,7 @@ _PICKLE_MAGIC = b"\x80"      # a bare pickle (protocol 2 and later), torch's leg
 _READ_ERRNOS = (errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT, errno.EISDIR)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RnnTuiError):
     """A checkpoint that cannot be read, written or used; the message names the file and why."""
 
 
@@ -160,11 +162,25 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temp_files(path)
         _atomic_torch_save(record, path)
-    except OSError as e:
-        raise CheckpointError(
-            f"cannot save checkpoint {str(path)!r}: {e.strerror or e}; "
-            "the previous checkpoint, if any, is unchanged") from e
+    except (OSError, RuntimeError) as e:
+        # torch's archive writer turns a failed write (ENOSPC) into a RuntimeError about
+        # "unexpected pos"; the OSError it hides says what really happened.
+        cause = _os_error(e)
+        reason = (cause.strerror or str(cause)) if cause else f"the write failed ({e})"
+        raise CheckpointError(f"cannot save checkpoint {str(path)!r}: {reason}"
+                              f"{PREVIOUS_UNCHANGED}") from None
     return path
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The first OSError in an exception and the ones it was raised from or while handling."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _to_record(ckpt: Checkpoint, path: Path) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from .errors import RnnTuiError
+
 ITERATORS = ("sequential", "random")
 IMPLEMENTATIONS = ("fast", "book")
 PREPROCESS_MODES = ("book", "raw")
@@ -35,7 +37,7 @@ MAX_SEED = 2**63 - 1     # torch's and Python's generators take any seed up to h
 MAX_THREADS_PER_CORE = 4
 
 
-class ConfigError(ValueError):
+class ConfigError(RnnTuiError):
     """A hyperparameter that cannot be used; the message names it and says why."""
 
 

@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .errors import RnnTuiError
+from .files import NotReadable, read_regular_file
+
 TIMEMACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
 TIMEMACHINE_FILE = "timemachine.txt"
+# A corpus is held in memory a few times over while it is prepared (engine.data).
+MAX_CORPUS_BYTES = 1 << 30
 
 
-class CorpusError(ValueError):
+class CorpusError(RnnTuiError):
     """A corpus that cannot be used; the message says which and why in one sentence."""
 
 
@@ -62,9 +67,11 @@ def load_file(path: str | Path) -> Corpus:
     if p.is_dir():
         raise CorpusError(f"corpus {str(p)!r} is a directory, not a text file")
     try:
-        data = p.read_bytes()
+        data = read_regular_file(p, MAX_CORPUS_BYTES)
+    except NotReadable as e:
+        raise CorpusError(f"corpus file {str(p)!r} {e}") from None
     except OSError as e:
-        raise CorpusError(f"corpus file {str(p)!r} cannot be read: {e.strerror or e}") from e
+        raise CorpusError(f"corpus file {str(p)!r} cannot be read: {e.strerror or e}") from None
     if not data.strip():
         raise CorpusError(f"corpus file {str(p)!r} is empty")
     if b"\x00" in data[:8192]:

@@ -7,10 +7,13 @@ import random
 import re
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
+from .errors import RnnTuiError
 
-class DataError(ValueError):
+
+class DataError(RnnTuiError):
     """Data that cannot make a single mini-batch, or similar; the message says why."""
 
 
@@ -36,6 +39,8 @@ def tokenize(lines: Sequence[str], token: str = "char") -> list[list[str]]:
 
 def count_corpus(tokens: Iterable) -> collections.Counter:
     """Count token frequencies; tokens may be a flat list or a list of lines."""
+    if isinstance(tokens, collections.Counter):
+        return tokens  # already counted (load_corpus counts with numpy)
     tokens = list(tokens)
     if tokens and isinstance(tokens[0], list):
         tokens = [tok for line in tokens for tok in line]
@@ -93,23 +98,105 @@ class Vocab:
         return vocab
 
 
-def load_corpus(text: str, max_tokens: int = -1, mode: str = "book") -> tuple[list[int], Vocab]:
+def load_corpus(text: str, max_tokens: int = -1, mode: str = "book") -> tuple[torch.Tensor, Vocab]:
     """Token indices and vocabulary of a text (d2l's `load_corpus_time_machine`).
 
-    max_tokens <= 0 keeps the whole corpus.
+    The same numbers as tokenizing preprocess_lines(text) and counting every token in Python,
+    computed with numpy a few megabytes at a time, so a 50 MB corpus takes seconds and little
+    memory: the vocabulary still counts the whole text (as the book's does), but only the first
+    max_tokens (<= 0: all) are kept, as one compact tensor (uint8 up to 256 tokens).
     """
-    lines = preprocess_lines(text, mode)
-    tokens = tokenize(lines, "char")
-    vocab = Vocab(tokens)
-    corpus = [vocab[token] for line in tokens for token in line]
-    if max_tokens > 0:
-        corpus = corpus[:max_tokens]
-    return corpus, vocab
+    counts: dict[int, int] = {}    # code point -> count, in order of first appearance
+    kept: list[np.ndarray] = []
+    num_kept = 0
+    for piece in _pieces(text):
+        codes = _book_codes(piece) if mode != "raw" else _code_points(piece)
+        _count(codes, counts)
+        if max_tokens <= 0 or num_kept < max_tokens:
+            take = codes if max_tokens <= 0 else codes[: max_tokens - num_kept]
+            kept.append(take.astype(_narrowest(take)))
+            num_kept += len(take)
+    vocab = Vocab(collections.Counter({chr(c): n for c, n in counts.items()}))
+    lookup = np.zeros(max(counts, default=0) + 1, dtype=np.uint8 if len(vocab) <= 256 else np.int32)
+    for token, index in vocab.token_to_idx.items():
+        if len(token) == 1:
+            lookup[ord(token)] = index
+    codes = np.concatenate(kept) if kept else np.zeros(0, dtype=np.uint8)
+    del kept
+    return torch.from_numpy(lookup[codes]), vocab
 
 
-def seq_data_iter_random(corpus: Sequence[int], batch_size: int, num_steps: int,
+def _narrowest(codes: np.ndarray) -> type:
+    top = int(codes.max()) if len(codes) else 0
+    return np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
+
+
+PIECE_CHARS = 1 << 22       # how much text is processed at a time (bounds the extra memory)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """The text in pieces that end at a line break: the book's rules work line by line, so
+    preprocessing each piece gives the same as preprocessing the whole."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + PIECE_CHARS)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _book_codes(text: str) -> np.ndarray:
+    """preprocess_lines(text) joined, as code points: letters lower-cased, each run of other
+    characters one space, except a run that reaches a line's start or end, which goes."""
+    c = _code_points(text)
+    if len(c) == 0:
+        return c
+    lower = c | 0x20
+    letter = (lower >= ord("a")) & (lower <= ord("z"))
+    run_start = ~letter
+    run_start[1:] &= letter[:-1]                  # the first character of each other run
+    run = np.cumsum(run_start) - 1                # which run each character is in (or follows)
+    dropped = np.zeros(int(run_start.sum()) + 1, dtype=bool)
+    dropped[run[_line_breaks(c)]] = True          # runs with a line break in them
+    if not letter[0]:
+        dropped[0] = True                          # the run the text starts with
+    if not letter[-1]:
+        dropped[run[-1]] = True                    # and the one it ends with
+    space = run_start & ~dropped[run]
+    keep = letter | space
+    return np.where(letter, lower, ord(" "))[keep]
+
+
+def _line_breaks(c: np.ndarray) -> np.ndarray:
+    """Where str.splitlines would end a line: \\n \\v \\f \\r, \\x1c-\\x1e, \\x85, \\u2028, \\u2029."""
+    return (((c >= 0x0A) & (c <= 0x0D)) | ((c >= 0x1C) & (c <= 0x1E)) | (c == 0x85)
+            | ((c | 1) == 0x2029))
+
+
+def _count(codes: np.ndarray, counts: dict[int, int]) -> None:
+    """Add the codes' counts; a code seen for the first time goes last, as a Counter would."""
+    if len(codes) == 0:
+        return
+    tally = np.bincount(codes)
+    present = np.flatnonzero(tally)
+    new = [int(c) for c in present if int(c) not in counts]
+    if len(new) > 1:  # order of first appearance
+        firsts = {c: int(np.argmax(codes == c)) for c in new}
+        new.sort(key=firsts.__getitem__)
+    for c in new:
+        counts[c] = 0
+    for c in present:
+        counts[int(c)] += int(tally[c])
+
+
+def seq_data_iter_random(corpus: Sequence[int] | torch.Tensor, batch_size: int, num_steps: int,
                          rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Random sampling: each batch holds subsequences from random places, none overlapping."""
+    corpus = torch.as_tensor(corpus)
     # Start at a random offset so every epoch sees different partitions.
     corpus = corpus[rng.randint(0, num_steps - 1):]
     # Subtract 1 because the labels are the inputs shifted by one token.
@@ -125,22 +212,23 @@ def seq_data_iter_random(corpus: Sequence[int], batch_size: int, num_steps: int,
         initial_indices_per_batch = initial_indices[i: i + batch_size]
         X = [data(j) for j in initial_indices_per_batch]
         Y = [data(j + 1) for j in initial_indices_per_batch]
-        yield torch.tensor(X), torch.tensor(Y)
+        yield torch.stack(X).long(), torch.stack(Y).long()
 
 
-def seq_data_iter_sequential(corpus: Sequence[int], batch_size: int, num_steps: int,
+def seq_data_iter_sequential(corpus: Sequence[int] | torch.Tensor, batch_size: int, num_steps: int,
                              rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Sequential partitioning: row i of each batch continues row i of the batch before."""
+    corpus = torch.as_tensor(corpus)
     offset = rng.randint(0, num_steps)
     num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
-    Xs = torch.tensor(corpus[offset: offset + num_tokens])
-    Ys = torch.tensor(corpus[offset + 1: offset + 1 + num_tokens])
+    Xs = corpus[offset: offset + num_tokens]
+    Ys = corpus[offset + 1: offset + 1 + num_tokens]
     Xs, Ys = Xs.reshape(batch_size, -1), Ys.reshape(batch_size, -1)
     num_batches = Xs.shape[1] // num_steps
     for i in range(0, num_steps * num_batches, num_steps):
         X = Xs[:, i: i + num_steps]
         Y = Ys[:, i: i + num_steps]
-        yield X, Y
+        yield X.long(), Y.long()  # the corpus may be stored narrower; the model indexes int64
 
 
 def num_batches(corpus_len: int, batch_size: int, num_steps: int, use_random_iter: bool) -> int:
@@ -153,9 +241,9 @@ def num_batches(corpus_len: int, batch_size: int, num_steps: int, use_random_ite
 class SeqDataLoader:
     """An iterable over one epoch of batches, with its own random generator for offsets."""
 
-    def __init__(self, corpus: Sequence[int], vocab: Vocab, batch_size: int, num_steps: int,
-                 use_random_iter: bool, seed: int = 0):
-        self.corpus, self.vocab = list(corpus), vocab
+    def __init__(self, corpus: Sequence[int] | torch.Tensor, vocab: Vocab, batch_size: int,
+                 num_steps: int, use_random_iter: bool, seed: int = 0):
+        self.corpus, self.vocab = torch.as_tensor(corpus), vocab
         self.batch_size, self.num_steps = batch_size, num_steps
         self.use_random_iter = use_random_iter
         self.data_iter_fn = seq_data_iter_random if use_random_iter else seq_data_iter_sequential

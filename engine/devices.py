@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from .errors import RnnTuiError
 
-class DeviceError(ValueError):
+
+class DeviceError(RnnTuiError):
     """A device that is unknown or not available here; the message names those that are."""
 
 

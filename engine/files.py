@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+from .errors import RnnTuiError
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -56,3 +59,51 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class NotReadable(RnnTuiError):
+    """A file that is not a regular file of an acceptable size; str() is a phrase that
+    follows the file's name ("is a FIFO (named pipe), not a regular file")."""
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a directory"))
+
+
+def size_text(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    A FIFO would block the open or the read until some writer came, and /dev/zero or
+    /dev/urandom never end: such files are refused from os.stat, before they are opened, and
+    again from the open descriptor (opened without blocking), in case the path changed in
+    between. At most limit + 1 bytes are ever read, so a file that grows (or a /proc file
+    whose size says 0) cannot fill the memory. Raises NotReadable, or OSError from the disk."""
+    def check(mode: int, size: int) -> None:
+        for test, kind in _KINDS:
+            if test(mode):
+                raise NotReadable(f"is {kind}, not a regular file")
+        if not stat.S_ISREG(mode):
+            raise NotReadable("is not a regular file")
+        if size > limit:
+            raise NotReadable(f"is {size_text(size)}, more than the limit of {size_text(limit)}")
+
+    check(*_mode_and_size(os.stat(path)))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        check(*_mode_and_size(os.fstat(f.fileno())))
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise NotReadable(f"is more than the limit of {size_text(limit)}")
+    return data
+
+
+def _mode_and_size(st: os.stat_result) -> tuple[int, int]:
+    return st.st_mode, st.st_size

@@ -3,12 +3,14 @@
 A run directory (`~/.local/share/rnn-tui/runs/<YYYYmmdd-HHMMSS>-<name>` by default) holds
 `metrics.jsonl` (one record per line: start, epoch, setting, sample, diverged, error, end),
 `samples.txt`, and the run's checkpoints. Each line is flushed as it is written, so a killed
-run keeps everything up to its last line. A full disk never stops training: the log keeps the
-first OSError in `.error`, stops writing, and the caller decides how to tell the user.
+run keeps everything up to its last line. A failed write (a full disk, a deleted directory)
+never raises: the log keeps the first OSError in `.error` and drops later records until
+`reopen()`, and the caller (engine.recorder) pauses or stops the run and says so.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -109,10 +111,25 @@ class RunLog:
         self._samples: TextIO | None = None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self._fail(e)
+        self._open()
+
+    def _open(self) -> None:
+        try:
             self._metrics = open(self.metrics_path, "a", encoding="utf-8", newline="\n")
             self._samples = open(self.samples_path, "a", encoding="utf-8", newline="\n")
         except OSError as e:
             self._fail(e)
+
+    def reopen(self) -> bool:
+        """After a failure: forget it and open the files again (appending), e.g. once disk
+        space was freed. Returns whether writing works; the run directory is not re-created."""
+        self.close()
+        with self._lock:
+            self.error = None
+            self._open()
+            return self.error is None
 
     @property
     def ok(self) -> bool:
@@ -146,6 +163,9 @@ class RunLog:
             try:
                 stream.write(text)
                 stream.flush()  # a killed run keeps every line written so far
+                if os.fstat(stream.fileno()).st_nlink == 0:  # writes to a deleted file succeed
+                    raise FileNotFoundError(errno.ENOENT, "the file was deleted during the run",
+                                            stream.name)
             except OSError as e:
                 self._fail(e)
                 self.dropped += 1

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .errors import RnnTuiError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -28,7 +30,7 @@ MAX_K = 100_000
 MAX_ALPHA = 100.0
 
 
-class SamplingError(ValueError):
+class SamplingError(RnnTuiError):
     """A sampling that cannot be used; the message says which number and why."""
 
 

@@ -28,8 +28,11 @@ else:  # pragma: no cover - Python 3.10 needs the backport (a dependency there)
     import tomli as tomllib
 
 from .config import FIELD_TYPES, FLAGS, SETTINGS, ConfigError, TrainConfig, check_field
+from .errors import RnnTuiError
+from .files import NotReadable, read_regular_file
 
 CONFIG_FILE = "config.toml"
+MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few lines; this bounds a mistaken one
 DEFAULT_SOURCE = "default"
 FLAG_SOURCE = "command line"
 
@@ -41,7 +44,7 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string",
                tuple: "a list of strings"}
 
 
-class SettingsError(ValueError):
+class SettingsError(RnnTuiError):
     """A settings file that cannot be used; one line per problem, each naming file and line."""
 
     def __init__(self, problems: list[str]):
@@ -88,9 +91,11 @@ def load_settings(path: str | Path | None = None, must_exist: bool = False) -> d
     if p.is_dir():
         raise SettingsError([f"{p}: is a directory, not a settings file"])
     try:
-        data = p.read_bytes()
+        data = read_regular_file(p, MAX_SETTINGS_BYTES)
+    except NotReadable as e:
+        raise SettingsError([f"{p}: {e}"]) from None
     except OSError as e:
-        raise SettingsError([f"{p}: cannot be read: {e.strerror or e}"]) from e
+        raise SettingsError([f"{p}: cannot be read: {e.strerror or e}"]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -104,6 +109,9 @@ def parse_settings(text: str, source: str) -> dict[str, Any]:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SettingsError([f"{source}: malformed TOML: {e}"]) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise SettingsError([f"{source}: malformed TOML: arrays or tables nested too deeply"]
+                            ) from None
     overrides: dict[str, Any] = {}
     spelled: dict[str, str] = {}  # field -> the key that set it, to catch a setting given twice
     problems = []

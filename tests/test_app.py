@@ -821,3 +821,50 @@ async def test_the_header_says_the_thread_count_and_a_change_is_notified(make_ap
         assert any(n.startswith("Threads: training with 1 thread instead of 2")
                    and n.endswith("[not markup]") for n in notifications(app))
         await pilot.press("q")
+
+
+@run_async
+async def test_a_failed_write_pauses_with_a_message_and_space_tries_again(
+        tmp_path, timemachine_corpus, monkeypatch):
+    """A full disk mid-run: the app pauses and says why and what is kept; once there is room
+    again, space goes on and the next epoch writes again."""
+    import errno
+    import os
+
+    import engine.checkpoint
+    from engine.checkpoint import load_checkpoint
+
+    real = engine.checkpoint._atomic_torch_save
+    disk = {"full": False}
+
+    def save(record, path):
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(record, path)
+
+    monkeypatch.setattr(engine.checkpoint, "_atomic_torch_save", save)
+    run_dir = tmp_path / "run"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
+                    autosave_every=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app, 2)
+        disk["full"] = True
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused by the failure")
+        await wait_for(pilot, lambda: any(n.startswith("The run cannot be saved:")
+                                          for n in notifications(app)), what="the message")
+        shown = next(n for n in notifications(app) if n.startswith("The run cannot be saved:"))
+        kept = app.recorder.saved_epoch
+        assert f"cannot save checkpoint {str(run_dir / 'checkpoint.pt')!r}: No space left on device" in shown
+        assert f"holds epoch {kept}" in shown and "space goes on" in shown
+        assert load_checkpoint(run_dir / "checkpoint.pt").epoch == kept
+        # q would lose the epochs since: it asks first.
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        disk["full"] = False
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.recorder.failure is None
+                       and (app.recorder.saved_epoch or 0) > kept, what="writing again")
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert load_checkpoint(run_dir / "checkpoint.pt").epoch > kept

@@ -4,6 +4,8 @@ import random
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.data import (DataError, SeqDataLoader, Vocab, load_corpus, preprocess_lines,
                          seq_data_iter_random, seq_data_iter_sequential, tokenize)
@@ -36,7 +38,7 @@ def test_time_machine_like_the_book(timemachine_corpus):
     assert len(corpus) == 170580 and len(vocab) == 28   # d2l 8.2's printed figures
     assert vocab.idx_to_token[:4] == ["<unk>", " ", "e", "t"]
     first, _ = load_corpus(timemachine_corpus.text, max_tokens=10_000)
-    assert first == corpus[:10_000]
+    assert torch.equal(first, corpus[:10_000])
 
 
 def seq(n):
@@ -88,3 +90,45 @@ def test_loader_refuses_a_corpus_too_short_for_one_batch():
         SeqDataLoader(seq(100), Vocab(), 32, 35, use_random_iter=False)
     loader = SeqDataLoader(seq(32 * 35 + 36), Vocab(), 32, 35, use_random_iter=False)
     assert len(list(loader)) >= 1
+
+
+def book_reference(text: str, mode: str):
+    """The book's way, one Python token at a time: what load_corpus must equal."""
+    tokens = tokenize(preprocess_lines(text, mode), "char")
+    vocab = Vocab(tokens)
+    return [vocab[t] for line in tokens for t in line], vocab
+
+
+@pytest.mark.parametrize("mode", ["book", "raw"])
+def test_load_corpus_gives_the_books_numbers_on_the_book(timemachine_corpus, mode):
+    want, want_vocab = book_reference(timemachine_corpus.text, mode)
+    for max_tokens in (0, 10_000, 7):
+        corpus, vocab = load_corpus(timemachine_corpus.text, max_tokens, mode)
+        assert vocab.idx_to_token == want_vocab.idx_to_token
+        assert corpus.tolist() == (want[:max_tokens] if max_tokens > 0 else want)
+
+
+# Letters, spaces, punctuation, every kind of line break str.splitlines knows, and any other
+# code point: the runs of non-letters that cross line ends are where a shortcut would slip.
+TEXT = st.text(st.one_of(st.sampled_from(list("aAbZz .,-\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029é")),
+                         st.characters()), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT, mode=st.sampled_from(["book", "raw"]), max_tokens=st.integers(-1, 50))
+def test_load_corpus_equals_the_books_way_on_any_text(text, mode, max_tokens):
+    want, want_vocab = book_reference(text, mode)
+    corpus, vocab = load_corpus(text, max_tokens, mode)
+    assert vocab.idx_to_token == want_vocab.idx_to_token
+    assert corpus.tolist() == (want[:max_tokens] if max_tokens > 0 else want)
+
+
+def test_load_corpus_works_piece_by_piece(monkeypatch):
+    """A long text is processed a few megabytes at a time, cut at line ends; tiny pieces
+    give the very same numbers."""
+    import engine.data as data
+    text = "The Time-Machine,\r\n by H. G. Wells!\n\n  a\u2028b  \n" * 50 + "end."
+    want, _ = load_corpus(text, 0)
+    monkeypatch.setattr(data, "PIECE_CHARS", 3)
+    got, _ = load_corpus(text, 0)
+    assert torch.equal(got, want) and got.tolist() == book_reference(text, "book")[0]

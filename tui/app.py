@@ -32,6 +32,7 @@ from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
 from engine.corpus import Corpus
 from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
                            SampleReady, SettingChanged, Snapshot, Started)
+from engine.rundir import check_run_dir
 from engine.runlog import default_runs_dir
 from engine.runs import memorization
 from engine.watch import READ_ONLY
@@ -120,6 +121,8 @@ class RnnTuiApp(App[int]):
         self._restarting = False
         self._memorization_noticed = False
         self.run_roots: list = []  # directories added in the run browser, for this session
+        self._failures_shown = 0
+        self.crash: BaseException | None = None  # an unexpected error that ended the app
 
     # ---- layout ------------------------------------------------------------------------------
 
@@ -147,10 +150,11 @@ class RnnTuiApp(App[int]):
         self._catch_signals()
 
     def _catch_signals(self) -> None:
-        """SIGTERM, and SIGHUP (an SSH session that drops), quit as q does: the trainer stops
-        within a batch and the recorder checkpoints the last finished epoch."""
+        """SIGTERM, SIGHUP (an SSH session that drops) and a SIGINT sent by `kill` (the
+        ctrl+c key arrives as a key) quit as q does: the trainer stops within a batch and the
+        recorder checkpoints the last finished epoch."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT):
             if sig is None:
                 continue
             try:
@@ -171,6 +175,7 @@ class RnnTuiApp(App[int]):
         ended, cancelled, began = threading.Event(), threading.Event(), threading.Event()
         self.trainer, self.recorder, self.run_ended = None, None, ended
         self._cancel_start, self._run_began = cancelled, began
+        self._failures_shown = 0
         self.info, self.last_snapshot = None, None
         self._memorization_noticed = False
 
@@ -182,7 +187,10 @@ class RnnTuiApp(App[int]):
                            else factory(config, corpus))
                 if record:
                     from engine.recorder import RunRecorder
-                    recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every)
+                    # A write that fails mid-run pauses training (poll() says why): the
+                    # person can free space and go on, or quit; the last checkpoint stays.
+                    recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every,
+                                           on_failure=lambda message: trainer.pause())
                 if self._found_devices is None and "torch" in sys.modules:
                     from engine.devices import available_devices
                     self._found_devices = tuple(available_devices())
@@ -253,6 +261,17 @@ class RnnTuiApp(App[int]):
             self.show_snapshot(snap)
         for event in trainer.events():
             self.on_engine_event(event)
+        self._show_write_failure()
+
+    def _show_write_failure(self) -> None:
+        """Once per failure: the run's files could not be written, so training was paused."""
+        recorder = self.recorder
+        if recorder is None or recorder.failure is None or recorder.failures == self._failures_shown:
+            return
+        self._failures_shown = recorder.failures
+        self.notify(f"{recorder.explain()}. Training is paused: free some space or fix the "
+                    "directory, then space goes on (writing is tried again), or q quits.",
+                    title="The run cannot be saved", severity="error", timeout=60, markup=False)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         previous = self.query_one(StatusBar).state
@@ -296,6 +315,11 @@ class RnnTuiApp(App[int]):
                 self.notify(f"Resumed at epoch {event.epoch}.", title="Checkpoint", timeout=6)
             if self.recorder is not None and self.recorder.run_dir is not None:
                 self.notify(f"Recording to {self.recorder.run_dir}", title="Run", timeout=6,
+                            markup=False)
+            lock = self.recorder.lock if self.recorder is not None else None
+            if lock is not None and lock.taken_over:
+                self.notify(f"Took over {lock.directory} from a run that ended without "
+                            f"letting go of it (PID {lock.taken_over}).", title="Run", timeout=8,
                             markup=False)
         elif isinstance(event, Notice):
             corpus = event.topic == "corpus"
@@ -644,10 +668,15 @@ class RnnTuiApp(App[int]):
         nothing unless saving has been failing. An app that does not record (record=False:
         tests, embeddings) has no checkpoints to protect and does not ask."""
         recorder, snap = self.recorder, self.last_snapshot
-        if recorder is None or recorder.save_error is None or snap is None or not snap.epoch:
+        if recorder is None or snap is None or not snap.epoch:
             return None
-        return (f"The last checkpoint could not be saved ({recorder.save_error}); quitting "
-                f"drops this run's progress (epoch {snap.epoch}).")
+        if recorder.save_error is None and recorder.failure is None:
+            return None
+        if recorder.saved_epoch is not None and recorder.saved_epoch >= snap.epoch:
+            return None  # the checkpoint on disk is up to date
+        problem = recorder.save_error or recorder.failure
+        return (f"The last checkpoint could not be saved ({problem}); quitting "
+                f"drops this run's progress (epoch {snap.epoch}; {recorder.kept()}).")
 
     def action_halve_lr(self) -> None:
         """The way out of a divergence: half the learning rate, and go on from the last good
@@ -678,7 +707,10 @@ class RnnTuiApp(App[int]):
 
         def done(future) -> None:  # on the trainer's thread: post, never block
             error = future.exception()
-            self.post_message(CheckpointSaved(path, None if error is None else str(error)))
+            # Read here, on the thread that just saved: the epoch the file holds.
+            epoch = trainer.snapshot().epoch
+            self.post_message(CheckpointSaved(path, None if error is None else str(error),
+                                              epoch))
 
         trainer.request_save(path).add_done_callback(done)
 
@@ -687,8 +719,8 @@ class RnnTuiApp(App[int]):
         if event.error:
             self.notify(event.error, title="Checkpoint not saved", severity="error", markup=False)
         else:
-            epoch = self.last_snapshot.epoch if self.last_snapshot else 0
-            self.notify(f"{event.path} (epoch {epoch})", title="Checkpoint saved", markup=False)
+            self.notify(f"{event.path} (epoch {event.epoch})", title="Checkpoint saved",
+                        markup=False)
 
     def action_open_checkpoint(self) -> None:
         """Pick a saved checkpoint and continue its run (after a confirmation)."""
@@ -735,6 +767,22 @@ class RnnTuiApp(App[int]):
 
         self.push_screen(RunsScreen([default_runs_dir(), *self.run_roots], open_later))
 
+    def get_driver_class(self):
+        driver = super().get_driver_class()
+        return _HangUpProofDriver if _HangUpProofDriver and driver is _LinuxDriver else driver
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug: keep the error for run_app, which logs its traceback to a file and prints
+        one line, instead of Textual's traceback on the screen."""
+        self.crash = self.crash or error
+        super()._handle_exception(error)
+
+    def _print_error_renderables(self) -> None:
+        if self.crash is None:
+            super()._print_error_renderables()
+        else:
+            self._exit_renderables.clear()
+
     async def action_quit(self) -> None:
         reason = self.unsaved_progress()
         if reason is None:
@@ -763,6 +811,46 @@ def book_trainer(config: TrainConfig, corpus: Corpus | None = None, **kwargs):
     return Trainer(config, corpus, **kwargs)
 
 
+class _QuietWhenGone:
+    """The terminal as Textual writes to it, except that a terminal that has hung up (EIO, an
+    SSH session that dropped) swallows the writes: otherwise Textual's writer thread dies on
+    the first one, its queue fills, and the app hangs on its way out instead of saving."""
+
+    def __init__(self, file) -> None:
+        self._file = file
+
+    def write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+        except (OSError, ValueError):
+            pass
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
+
+
+def _hang_up_proof(driver_class):
+    class HangUpProofDriver(driver_class):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._file = _QuietWhenGone(self._file)
+
+    return HangUpProofDriver
+
+
+try:
+    from textual.drivers.linux_driver import LinuxDriver as _LinuxDriver
+    _HangUpProofDriver = _hang_up_proof(_LinuxDriver)
+except ImportError:  # pragma: no cover - Windows has its own driver
+    _LinuxDriver = _HangUpProofDriver = None
+
+
 def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
             resume: Checkpoint | None = None, run_dir: str | None = None,
             autosave_every: int = 10) -> int:
@@ -772,13 +860,18 @@ def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
     except ValueError as e:
         print(f"rnn-tui: error: {e}", file=sys.stderr)
         return 2
+    # Before the screen opens: a run that could not be kept is refused with one line.
+    check_run_dir(run_dir, default_runs_dir())
     app = RnnTuiApp(config, corpus, resume=resume, record=True, run_dir=run_dir,
                     autosave_every=autosave_every)
     app.set_keymap(keymap)
     app.run()
+    if app.crash is not None:
+        raise app.crash  # tui.cli writes its traceback to a log file and says where
     recorder = app.recorder
-    if recorder is not None and recorder.save_error:
-        print(f"rnn-tui: could not save a checkpoint: {recorder.save_error}", file=sys.stderr)
-    elif recorder is not None and recorder.last_saved is not None:
-        print(f"checkpoint {recorder.last_saved}")
+    if recorder is not None and recorder.failure:
+        print(f"rnn-tui: error: {recorder.explain()}", file=sys.stderr)
+        return 1
+    if recorder is not None and recorder.last_saved is not None:
+        print(f"checkpoint {recorder.last_saved} (epoch {recorder.saved_epoch})")
     return app.return_code if app.return_code is not None else 1

@@ -13,10 +13,13 @@ from typing import Sequence
 
 from engine import __version__
 from engine.config import FIELD_TYPES, FLAGS, MAX_PREDICT_LEN, SETTINGS, ConfigError, TrainConfig, check_field
+from engine.errors import RnnTuiError
 from engine.sampling import (MAX_TEMPERATURE, Sampling, SamplingError, parse_sampling,
                              parse_temperature)
-from engine.settings import (DEFAULT_SOURCE, SettingsError, default_config_path, load_settings,
+from engine.settings import (DEFAULT_SOURCE, default_config_path, load_settings,
                              merge, render_config, value_sources)
+
+from .errors import TERMINAL_GONE, crash_message, report, terminal_gone
 
 DEFAULTS = TrainConfig()
 # Every flag, its help and its choices come from the settings' declarations (engine.config).
@@ -164,6 +167,24 @@ def config_from_args(args: argparse.Namespace, file_keys: dict | None = None) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command, behind one handler: a user's mistake is one line and exit status 2, an
+    interruption one line and 130, and a bug a short message with the path of a log file
+    that holds its traceback, exit status 1. A user never sees a traceback."""
+    try:
+        return run_command(argv)
+    except RnnTuiError as e:
+        return report(f"rnn-tui: error: {e}", 2)
+    except KeyboardInterrupt:
+        return report("rnn-tui: interrupted", 130)
+    except OSError as e:
+        if e.errno in TERMINAL_GONE:  # stdout closed under us (a dropped SSH session, a pipe
+            return terminal_gone(e)   # to `head`): nobody is there to read a message
+        return report(crash_message(e), 1)
+    except Exception as e:  # noqa: BLE001 - a bug: its traceback goes to a log file
+        return report(crash_message(e), 1)
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "generate":
@@ -179,20 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .watch_cmd import run_watch
         return run_watch(args)
     resume, file_keys = None, {}
-    try:
-        if getattr(args, "resume", None):
-            # Reading a checkpoint needs torch, so only --resume imports it here.
-            from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
-            try:
-                resume = load_checkpoint(args.resume)
-            except CheckpointError as e:
-                parser.exit(2, f"rnn-tui: error: {e}\n")
-            config = resume_config(resume, **flag_overrides(args))
-        else:
-            file_keys = settings_file_keys(args)
-            config = config_from_args(args, file_keys)
-    except (SettingsError, ConfigError) as e:
-        parser.exit(2, f"rnn-tui: error: {e}\n")
+    if getattr(args, "resume", None):
+        # Reading a checkpoint needs torch, so only --resume imports it here.
+        from engine.checkpoint import load_checkpoint, resume_config
+        resume = load_checkpoint(args.resume)
+        config = resume_config(resume, **flag_overrides(args))
+    else:
+        file_keys = settings_file_keys(args)
+        config = config_from_args(args, file_keys)
     if getattr(args, "print_config", False):
         path = getattr(args, "config", None)
         sources = value_sources(path or default_config_path(), file_keys, flag_overrides(args))

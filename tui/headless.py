@@ -1,11 +1,13 @@
 """`rnn-tui train --headless`: the book's training printout, with a rich progress bar.
 
 It runs the same Trainer as the app, in the main thread; ctrl+c stops it at the next batch
-boundary and still prints the results so far.
+boundary and still prints the results so far. Errors a user can fix (engine.errors) go up to
+tui.cli.main, which prints them as one line.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 
 from rich.console import Console
@@ -14,15 +16,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from rich.text import Text
 
 from engine.checkpoint import Checkpoint, resume_config
-from engine.config import ConfigError, TrainConfig
-from engine.corpus import CorpusError
-from engine.data import DataError
-from engine.devices import DeviceError
+from engine.config import TrainConfig
 from engine.recorder import RunRecorder
 from engine.events import Diverged, EpochDone, Notice, RunState, SampleReady
 from engine.trainer import Trainer
-
-USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
 
 
 def nothing_to_train(resume: Checkpoint, config: TrainConfig) -> str | None:
@@ -77,12 +74,15 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
             err.print(f"[yellow]notice:[/] {event.message}")
 
     trainer = Trainer(config, on_event=on_event, resume=resume)
-    recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every)
+    # A write that fails mid-run stops it: nobody is there to free space and go on.
+    recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every,
+                           on_failure=lambda message: trainer.stop())
     try:
+        recorder.prepare()  # before any training: a run that cannot be kept does not start
         info = trainer.setup()
-    except USER_ERRORS as e:
-        err.print(f"rnn-tui: error: {e}", markup=False, soft_wrap=True)
-        return 2
+    except BaseException:  # a RunDirError, CorpusError... or ctrl+c while a big corpus loads
+        recorder.close()
+        raise
     held = f" ({info.val_tokens:,} held out for validation)" if info.val_tokens else ""
     console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
                   f"used{held}, vocabulary {info.vocab_size} · model {info.num_params:,} "
@@ -94,12 +94,22 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         console.print(f"resumed from {resume.source} at epoch {resume.epoch}", highlight=False,
                       soft_wrap=True)
     console.print(f"run directory {recorder.run_dir}", highlight=False, soft_wrap=True)
+    if recorder.lock is not None and recorder.lock.taken_over:
+        err.print(f"notice: took over {recorder.run_dir} from a run that ended without letting "
+                  f"go of it (PID {recorder.lock.taken_over})", markup=False, soft_wrap=True)
 
     def on_signal(signum, frame):
         # ctrl+c, SIGTERM, or SIGHUP (an SSH session that drops): stop at the next batch; the
-        # recorder then checkpoints the last finished epoch. A second ctrl+c aborts at once.
+        # recorder then checkpoints the last finished epoch. A second ctrl+c quits at once,
+        # even in the middle of that save: checkpoints are written atomically, so the last
+        # one saved is intact, and the kernel frees the run directory's lock.
         if trainer.stop_requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            try:
+                progress.stop()
+                err.print(f"rnn-tui: interrupted again: quitting without saving; "
+                          f"{recorder.kept()}", markup=False, soft_wrap=True)
+            finally:
+                os._exit(130)
         trainer.stop()
         err.print(f"{signal.Signals(signum).name}: stopping after this batch and saving")
 
@@ -114,12 +124,9 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         recorder.close()
-    if recorder.save_error:
-        err.print(f"rnn-tui: could not save a checkpoint: {recorder.save_error}", markup=False,
-                  soft_wrap=True)
-    elif recorder.last_saved:
-        console.print(f"checkpoint {recorder.last_saved} (epoch {snap.epoch})", highlight=False,
-                      soft_wrap=True)
+    if recorder.last_saved and not recorder.failure:
+        console.print(f"checkpoint {recorder.last_saved} (epoch {recorder.saved_epoch})",
+                      highlight=False, soft_wrap=True)
     if snap.state == RunState.ERROR:
         err.print(f"rnn-tui: error: {snap.message}", markup=False, soft_wrap=True)
         return 1
@@ -136,4 +143,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
                       highlight=False)
     for prefix in config.prefixes:
         console.print(trainer.predict(prefix, config.predict_len).full, highlight=False, markup=False)
+    if recorder.failure:  # last, where it is seen: the run stopped because it could not be kept
+        err.print(f"rnn-tui: error: {recorder.explain()}", markup=False, soft_wrap=True)
+        return 1
     return 0 if snap.state in (RunState.FINISHED, RunState.STOPPED) else 1

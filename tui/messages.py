@@ -49,3 +49,4 @@ class CheckpointSaved(Message):
     """A save asked with `s` finished (posted from the trainer's thread)."""
     path: Any
     error: str | None
+    epoch: int | None = None  # the epoch the file holds
