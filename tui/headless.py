@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -108,6 +109,8 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
                 progress.stop()
                 err.print(f"rnn-tui: interrupted again: quitting without saving; "
                           f"{recorder.kept()}", markup=False, soft_wrap=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
             finally:
                 os._exit(130)
         trainer.stop()
