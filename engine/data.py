@@ -172,7 +172,8 @@ def _book_codes(text: str) -> np.ndarray:
 
 
 def _line_breaks(c: np.ndarray) -> np.ndarray:
-    """Where str.splitlines would end a line: \\n \\v \\f \\r, \\x1c-\\x1e, \\x85, \\u2028, \\u2029."""
+    """Where str.splitlines would end a line: \\n \\v \\f \\r, \\x1c-\\x1e, \\x85, \\u2028
+    and \\u2029."""
     return (((c >= 0x0A) & (c <= 0x0D)) | ((c >= 0x1C) & (c <= 0x1E)) | (c == 0x85)
             | ((c | 1) == 0x2029))
 

@@ -163,7 +163,8 @@ class RunRecorder:
         """What the run has on disk: the last checkpoint written, and its epoch."""
         if self.last_saved is None:
             return "no checkpoint of this run was saved"
-        return f"the last checkpoint saved, {str(self.last_saved)!r}, holds epoch {self.saved_epoch}"
+        return (f"the last checkpoint saved, {str(self.last_saved)!r}, holds epoch "
+                f"{self.saved_epoch}")
 
     def save(self) -> Path | None:
         """Checkpoint the last finished epoch (on the training thread). A failure is kept in

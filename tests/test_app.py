@@ -854,7 +854,8 @@ async def test_a_failed_write_pauses_with_a_message_and_space_tries_again(
                                           for n in notifications(app)), what="the message")
         shown = next(n for n in notifications(app) if n.startswith("The run cannot be saved:"))
         kept = app.recorder.saved_epoch
-        assert f"cannot save checkpoint {str(run_dir / 'checkpoint.pt')!r}: No space left on device" in shown
+        path = str(run_dir / "checkpoint.pt")
+        assert f"cannot save checkpoint {path!r}: No space left on device" in shown
         assert f"holds epoch {kept}" in shown and "space goes on" in shown
         assert load_checkpoint(run_dir / "checkpoint.pt").epoch == kept
         # q would lose the epochs since: it asks first.

@@ -44,7 +44,8 @@ def test_a_run_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys, t
     target.write_text("not a directory")
     assert headless("--corpus", str(timemachine_path), "--run-dir", str(target)) == 2
     captured = capsys.readouterr()
-    assert captured.err == f"rnn-tui: error: run directory {str(target)!r} is a file, not a directory\n"
+    assert captured.err == (f"rnn-tui: error: run directory {str(target)!r} is a file, not a "
+                            "directory\n")
     assert "epoch" not in captured.out  # nothing trained
     assert target.read_text() == "not a directory"
 
@@ -228,7 +229,8 @@ def test_a_run_dir_deleted_mid_run_is_noticed(tmp_path, timemachine_corpus):
                                   "the file was deleted during the run; the last checkpoint")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(good_saves=st.integers(0, 3),
        code=st.sampled_from([errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES]))
 def test_any_failed_save_keeps_the_last_good_checkpoint(tmp_path_factory, timemachine_corpus,

@@ -266,7 +266,8 @@ class RnnTuiApp(App[int]):
     def _show_write_failure(self) -> None:
         """Once per failure: the run's files could not be written, so training was paused."""
         recorder = self.recorder
-        if recorder is None or recorder.failure is None or recorder.failures == self._failures_shown:
+        if (recorder is None or recorder.failure is None
+                or recorder.failures == self._failures_shown):
             return
         self._failures_shown = recorder.failures
         self.notify(f"{recorder.explain()}. Training is paused: free some space or fix the "
