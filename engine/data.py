@@ -77,6 +77,8 @@ class Vocab:
         return token in self.token_to_idx
 
     def to_tokens(self, indices):
+        if isinstance(indices, torch.Tensor):  # a corpus from load_corpus, or a slice of one
+            indices = indices.tolist()
         if not isinstance(indices, (list, tuple)):
             return self.idx_to_token[indices]
         return [self.idx_to_token[index] for index in indices]

@@ -324,8 +324,9 @@ def sequential_batch(tokens: Sequence[int], batch_size: int, num_steps: int, ind
                 f"the batch has {rows}")
         batch_size = rows
     num_tokens = ((len(tokens) - 1) // batch_size) * batch_size
-    Xs = torch.tensor(list(tokens[:num_tokens])).reshape(batch_size, -1)
-    Ys = torch.tensor(list(tokens[1:num_tokens + 1])).reshape(batch_size, -1)
+    # as_tensor: tokens may be a list or load_corpus's compact tensor; the model wants int64.
+    Xs = torch.as_tensor(tokens[:num_tokens], dtype=torch.long).reshape(batch_size, -1)
+    Ys = torch.as_tensor(tokens[1:num_tokens + 1], dtype=torch.long).reshape(batch_size, -1)
     start = index * num_steps
     if start + num_steps > Xs.shape[1]:
         raise ValueError(f"the text has {Xs.shape[1] // num_steps} batch(es), no batch {index}")
