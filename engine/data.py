@@ -148,7 +148,9 @@ def _pieces(text: str) -> Iterator[str]:
 
 
 def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    # surrogatepass: a lone surrogate (never in decoded UTF-8, but a str may hold one) is a
+    # code point like any other, as it is to the book's list(line).
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def _book_codes(text: str) -> np.ndarray:
