@@ -27,7 +27,8 @@ def holdout(tokens: Sequence[int], fraction: float, num_steps: int
 
     fraction 0 holds out nothing (the book's run). Raises DataError when the held-out part is
     too short for one validation sequence of num_steps + 1 tokens."""
-    tokens = list(tokens)
+    # load_corpus's tensor stays one (a list of 0-d tensors would cost ~100 bytes a token).
+    tokens = tokens if isinstance(tokens, torch.Tensor) else list(tokens)
     if fraction <= 0:
         return tokens, []
     n_val = int(len(tokens) * fraction)
@@ -36,7 +37,8 @@ def holdout(tokens: Sequence[int], fraction: float, num_steps: int
             f"a validation fraction of {fraction:g} holds out {n_val} of the corpus's "
             f"{len(tokens):,} tokens, too few for one validation sequence of {num_steps + 1}; "
             "raise the fraction or max tokens, or lower the steps")
-    return tokens[:-n_val], tokens[-n_val:]
+    held = tokens[-n_val:]
+    return tokens[:-n_val], held.tolist() if isinstance(held, torch.Tensor) else held
 
 
 def eval_layout(num_tokens: int, batch_size: int, num_steps: int) -> tuple[int, int]:
