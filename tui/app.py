@@ -35,6 +35,7 @@ from engine.events import (Diverged, EpochDone, Event, Failed, Finished, Notice,
 from engine.runlog import default_runs_dir
 from engine.runs import memorization
 from engine.watch import READ_ONLY
+from engine.text import printable
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
@@ -157,6 +158,13 @@ class RnnTuiApp(App[int]):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.quit()))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread, or a platform without these signals
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification shows its text literally: messages carry file names, corpus
+        names and errors, so none is read as markup and control characters are shown."""
+        super().notify(printable(message, multiline=True), title=printable(title),
+                       severity=severity, timeout=timeout, markup=False)
 
     # ---- the training worker ---------------------------------------------------------------
 
@@ -770,7 +778,7 @@ def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
     try:
         keymap = keymap_from_env()
     except ValueError as e:
-        print(f"rnn-tui: error: {e}", file=sys.stderr)
+        print(printable(f"rnn-tui: error: {e}"), file=sys.stderr)
         return 2
     app = RnnTuiApp(config, corpus, resume=resume, record=True, run_dir=run_dir,
                     autosave_every=autosave_every)
@@ -778,7 +786,8 @@ def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
     app.run()
     recorder = app.recorder
     if recorder is not None and recorder.save_error:
-        print(f"rnn-tui: could not save a checkpoint: {recorder.save_error}", file=sys.stderr)
+        print(printable(f"rnn-tui: could not save a checkpoint: {recorder.save_error}"),
+              file=sys.stderr)
     elif recorder is not None and recorder.last_saved is not None:
-        print(f"checkpoint {recorder.last_saved}")
+        print(printable(f"checkpoint {recorder.last_saved}"))
     return app.return_code if app.return_code is not None else 1
