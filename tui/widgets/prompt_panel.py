@@ -189,7 +189,7 @@ class PromptPanel(Vertical):
         """Unknown characters (a warning), then how the prefix was read (muted)."""
         parts = [cls.render_unknown(p)] if p.unknown else []
         if p.note:
-            parts.append(Content.styled(p.note, "$text-muted"))
+            parts.append(Content.styled(printable(p.note), "$text-muted"))
         if p.truncated:
             parts.append(Content.styled(f"only the last {len(p.prefix):,} characters were read",
                                         "$text-muted"))
