@@ -13,11 +13,14 @@ renamed over the target: a crash or `kill -9` during a save leaves the previous 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import pickle
 import random
 import re
+import stat
 import warnings
+import zipfile
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +29,8 @@ from typing import Any, Sequence
 import torch
 
 from . import __version__
-from .config import LIVE_FIELDS, MODEL_FIELDS, ConfigError, TrainConfig, check_field
+from .config import (LIVE_FIELDS, MODEL_FIELDS, ConfigError, TrainConfig, check_field,
+                     human_bytes)
 from .data import Vocab
 from .errors import RnnTuiError
 from .files import atomic_write
@@ -39,6 +43,12 @@ PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 
 _ZIP_MAGIC = b"PK\x03\x04"   # torch.save's format since PyTorch 1.6
 _PICKLE_MAGIC = b"\x80"      # a bare pickle (protocol 2 and later), torch's legacy format
+PARAM_DTYPE = torch.float32   # what the model computes in and every checkpoint holds
+MAX_COUNT = 2**63 - 1         # epochs, batches, strides: what a 64-bit reader holds
+# Finiteness is checked in slices this small (PyTorch's grain size): each op then runs on the
+# calling thread alone, and a UI thread that opens a checkpoint starts no OpenMP pool of its
+# own (which slowed the trainer's thread 1.5x: README, "Data flows one way").
+_CHECK_SLICE = 32_768
 # Errors of the disk or the permissions, as opposed to those a damaged archive provokes.
 _READ_ERRNOS = (errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT, errno.EISDIR)
 
@@ -265,8 +275,11 @@ def _pid_alive(pid: int) -> bool:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint without running any code from it; every failure is a CheckpointError."""
     path = Path(path).expanduser()
-    record = _read_record(path)
-    problem = _problem(record)
+    record, file_size = _read_record(path)
+    try:
+        problem = _problem(record, file_size)
+    except (RecursionError, MemoryError) as e:  # e.g. settings nested a million deep
+        problem = f"is damaged: it is built too deep or too large to check ({type(e).__name__})"
     if problem:
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be used: it {problem}")
     values = {f.name: record[f.name] for f in fields(Checkpoint) if f.name != "source"}
@@ -298,13 +311,21 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _read_record(path: Path) -> Any:
-    """torch.load with weights_only=True, every failure turned into a plain sentence."""
+def _read_record(path: Path) -> tuple[Any, int]:
+    """torch.load with weights_only=True, every failure turned into a plain sentence; returns
+    the record and the file's size, which bounds every tensor that a real checkpoint holds."""
     name = repr(str(path))
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {name} does not exist")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {name} does not exist") from None
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {name} cannot be read: {e.strerror or e}") from e
+    if stat.S_ISDIR(info.st_mode):
         raise CheckpointError(f"checkpoint {name} is a directory, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a device never end
+        raise CheckpointError(f"checkpoint {name} is not a regular file (it is a FIFO, a "
+                              "device or a socket)")
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -313,15 +334,22 @@ def _read_record(path: Path) -> Any:
     if not head:
         raise CheckpointError(f"checkpoint {name} is empty: it was probably cut short while "
                               "being written")
-    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+    if head.startswith(_PICKLE_MAGIC):
+        # torch's legacy loader allocates each storage at the size the pickle declares, before
+        # reading it; rnn-tui has never written this format.
+        raise CheckpointError(f"checkpoint {name} was refused: it is a bare pickle (PyTorch's "
+                              "format before 1.6), which rnn-tui never writes. Nothing in it "
+                              "was executed")
+    if not head.startswith(_ZIP_MAGIC):
         raise CheckpointError(f"{name} is not an rnn-tui checkpoint: it is not a file that "
                               "PyTorch wrote")
+    _check_archive(path, name, info.st_size)
     try:
         # torch warns about odd pickles on stderr, which would scribble over the app's screen;
         # our own message says what matters.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True), info.st_size
     except pickle.UnpicklingError as e:
         raise CheckpointError(_refused_message(name, str(e))) from None
     except OSError as e:
@@ -330,6 +358,22 @@ def _read_record(path: Path) -> Any:
         raise CheckpointError(_damaged_message(name, e)) from None  # e.g. a seek past the end
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged archive
         raise CheckpointError(_damaged_message(name, e)) from None
+
+
+def _check_archive(path: Path, name: str, file_size: int) -> None:
+    """torch.load allocates each entry of the zip archive at the size its directory declares
+    before reading it: a few kilobytes of compressed zeros, or a forged size, would allocate
+    gigabytes. torch.save stores entries as they are, so together they fit in the file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(entry.file_size for entry in archive.infolist())
+    except Exception as e:  # noqa: BLE001 - zipfile raises many kinds for a damaged archive
+        raise CheckpointError(_damaged_message(name, e)) from None
+    if declared > file_size:
+        raise CheckpointError(
+            f"checkpoint {name} was refused: its archive declares {human_bytes(declared)} of "
+            f"contents in a file of {human_bytes(file_size)} (compressed or forged entries, "
+            "which torch.save never writes)")
 
 
 def _damaged_message(name: str, error: BaseException) -> str:
@@ -367,14 +411,19 @@ def _is(value: Any, kinds: tuple[type, ...]) -> bool:
     return isinstance(value, kinds) and not isinstance(value, bool)
 
 
-def _problem(record: Any) -> str | None:
-    """What is wrong with a loaded (or about to be saved) record, as a phrase after 'it'."""
+def _problem(record: Any, file_size: int | None = None) -> str | None:
+    """What is wrong with a loaded (or about to be saved) record, as a phrase after 'it'.
+
+    A file is untrusted input: weights_only stops code, not bad values. Every field's type,
+    range and, for tensors, dtype, layout, storage and finiteness are checked, in an order
+    that touches no tensor's values before its size is known to fit in the file (file_size;
+    None when saving)."""
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         return ("is not an rnn-tui checkpoint (it may be a file of another program, or a bare "
                 "model state)")
     version = record.get("format_version")
     if not _is(version, _INT) or version < 1:
-        return f"has an invalid format version {version!r}"
+        return f"has an invalid format version {_short(version)}"
     if version > FORMAT_VERSION:
         return (f"was written by a newer rnn-tui (format {version}); this one reads format "
                 f"{FORMAT_VERSION}. Upgrade rnn-tui to load it")
@@ -384,24 +433,53 @@ def _problem(record: Any) -> str | None:
     for name, (kinds, what) in _FIELD_TYPES.items():
         if not _is(record[name], kinds):
             return f"is damaged: {name} should be {what}, not {type(record[name]).__name__}"
-    for check in (_counters_problem, _vocab_problem, _config_problem, _params_problem,
+    for check in (_counters_problem, _vocab_problem, _config_problem, _corpus_problem,
                   _rng_problem, _history_problem, _live_problem):
         problem = check(record)
         if problem:
             return problem
-    return None
+    return _params_problem(record, file_size)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value from the file, quoted for a message: repr, cut to a readable length."""
+    text = repr(value) if not isinstance(value, (list, dict, tuple)) else type(value).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _finite(x: int | float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _counters_problem(r: dict) -> str | None:
-    if r["epoch"] < 0 or r["batch"] < 0 or r["history_stride"] < 1 or r["elapsed"] < 0:
-        return "is damaged: its epoch, batch, history stride or elapsed time is out of range"
+    if not all(0 <= r[k] <= MAX_COUNT for k in ("epoch", "batch", "history_stride")):
+        return "is damaged: its epoch, batch or history stride is out of range"
+    if r["history_stride"] < 1 or not (_finite(r["elapsed"]) and r["elapsed"] >= 0):
+        return "is damaged: its history stride or elapsed time is out of range"
     return None
 
 
 def _vocab_problem(r: dict) -> str | None:
+    """The vocabulary of a character model: '<unk>', then single, distinct characters. A
+    'character' that is a whole escape sequence would be written out by every sample."""
     vocab = r["vocab"]
-    if not vocab or not all(isinstance(t, str) for t in vocab):
-        return "is damaged: its vocabulary is not a non-empty list of strings"
+    if not all(isinstance(t, str) for t in vocab):
+        return "is damaged: its vocabulary is not a list of strings"
+    if len(vocab) < 2:
+        return (f"is damaged: its vocabulary holds {len(vocab)} token(s); a model needs '<unk>' "
+                "and at least one character")
+    if vocab[0] != "<unk>":
+        return f"is damaged: its vocabulary's first token is {_short(vocab[0])}, not '<unk>'"
+    for i, token in enumerate(vocab[1:], 1):
+        if len(token) != 1:
+            return (f"is damaged: its vocabulary's token {i} is {_short(token)}, not a single "
+                    "character")
+        if "\ud800" <= token <= "\udfff":
+            return (f"is damaged: its vocabulary's token {i} is {_short(token)}, a lone "
+                    "surrogate, not a character")
     if len(set(vocab)) != len(vocab):
         return "is damaged: its vocabulary lists a token twice"
     return None
@@ -410,8 +488,14 @@ def _vocab_problem(r: dict) -> str | None:
 def _config_problem(r: dict) -> str | None:
     try:
         TrainConfig.from_dict(r["config"])
-    except (ConfigError, TypeError) as e:
-        return f"has settings this version cannot use: {e}"
+    except (ConfigError, TypeError, ValueError, OverflowError) as e:
+        return f"has settings this version cannot use: {_short(str(e), 200)}"
+    return None
+
+
+def _corpus_problem(r: dict) -> str | None:
+    if not re.fullmatch(r"[0-9a-f]{40}", r["corpus_sha1"]):
+        return "is damaged: its corpus SHA-1 is not 40 hexadecimal digits"
     return None
 
 
@@ -420,42 +504,123 @@ def expected_shapes(vocab_size: int, num_hiddens: int) -> dict[str, tuple[int, .
     return {"W_xh": (v, h), "W_hh": (h, h), "b_h": (h,), "W_hq": (h, v), "b_q": (v,)}
 
 
-def _params_problem(r: dict) -> str | None:
+def _params_problem(r: dict, file_size: int | None) -> str | None:
+    """The parameters: the names, shapes and dtype the model needs, data that the file really
+    holds (checked from sizes alone, before any value is read), and finite values."""
     params = r["params"]
-    if set(params) != set(PARAM_NAMES):
-        return (f"has parameters {', '.join(map(str, params))}; the model needs exactly "
-                f"{', '.join(PARAM_NAMES)}")
     v, h = len(r["vocab"]), TrainConfig.from_dict(r["config"]).num_hiddens
-    for name, shape in expected_shapes(v, h).items():
+    shapes = expected_shapes(v, h)
+    if set(params) != set(shapes):
+        return (f"has parameters {_short(', '.join(map(str, params)), 200)}; the model needs "
+                f"exactly {', '.join(shapes)}")
+    need = sum(math.prod(shape) for shape in shapes.values()) * PARAM_DTYPE.itemsize
+    what = "parameters"
+    if r["optimizer"].get("name") == "adam":
+        need, what = 3 * need, "parameters and Adam moments"  # two moments per parameter
+    if file_size is not None and need > file_size:  # before any tensor is touched
+        return (f"is inconsistent: a model of {v} tokens and {h:,} hidden units has "
+                f"{human_bytes(need)} of {what}, but the file holds only "
+                f"{human_bytes(file_size)}")
+    for name, shape in shapes.items():
+        problem = _tensor_problem(params[name], f"parameter {name}", PARAM_DTYPE)
+        if problem:
+            return problem
         t = params[name]
-        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-            return f"is damaged: parameter {name} is not a floating-point tensor"
         if tuple(t.shape) != shape:
             return (f"is inconsistent: parameter {name} has shape {_shape(t.shape)}, but a "
                     f"model of {v} tokens and {h} hidden units needs {_shape(shape)}")
+    for name in shapes:
+        if not _all_finite(params[name]):
+            return f"is damaged: parameter {name} holds NaN or infinite values"
+    return _optimizer_problem(r["optimizer"], shapes)
+
+
+def _optimizer_problem(opt: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """SGD keeps no state; Adam (engine.optim) keeps a step count and two moments per
+    parameter, checked as the parameters are: a resumed run steps with them."""
+    if opt.get("name") != "adam":
+        return None
+    v, s, t = opt.get("v"), opt.get("s"), opt.get("t")
+    if not (isinstance(v, list) and isinstance(s, list) and len(v) == len(s) == len(shapes)):
+        return "is damaged: its Adam state does not hold two moments per parameter"
+    problem = _tensor_problem(t, "Adam's step count", PARAM_DTYPE)
+    if problem or t.numel() != 1:
+        return problem or "is damaged: Adam's step count is not one number"
+    if not (_all_finite(t) and float(t) >= 1):
+        return "is damaged: Adam's step count is not a finite number of 1 or more"
+    for (name, shape), moments in zip(shapes.items(), zip(v, s)):
+        for which, m in zip(("first", "second"), moments):
+            what = f"Adam's {which} moment of {name}"
+            problem = _tensor_problem(m, what, PARAM_DTYPE)
+            if problem:
+                return problem
+            if tuple(m.shape) != shape:
+                return (f"is inconsistent: {what} has shape {_shape(m.shape)}; its parameter "
+                        f"has {_shape(shape)}")
+            if not _all_finite(m) or (which == "second" and _any_negative(m)):
+                return f"is damaged: {what} holds NaN, infinite or impossible values"
     return None
+
+
+def _tensor_problem(t: Any, what: str, dtype: torch.dtype) -> str | None:
+    """A plain dense CPU tensor of `dtype` whose storage holds every element it shows: a
+    stride-0 (broadcast) tensor shows a million elements from one, and any copy or check of
+    its values would allocate them all."""
+    if not isinstance(t, torch.Tensor) or t.layout != torch.strided or t.device.type != "cpu":
+        return f"is damaged: {what} is not a dense tensor"
+    if t.dtype != dtype:
+        kind = "float32" if dtype == PARAM_DTYPE else str(dtype).removeprefix("torch.")
+        return (f"is damaged: {what} is {str(t.dtype).removeprefix('torch.')}; a checkpoint "
+                f"holds {kind} only")
+    needed = (t.storage_offset() + t.numel()) * t.element_size()
+    if not t.is_contiguous() or t.untyped_storage().nbytes() < needed:
+        return (f"is damaged: {what} of shape {_shape(t.shape)} shows more elements than its "
+                f"data holds (strides {_shape(t.stride())})")
+    return None
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    flat = t.reshape(-1)  # contiguous (checked): a view
+    return all(bool(torch.isfinite(part).all()) for part in flat.split(_CHECK_SLICE))
+
+
+def _any_negative(t: torch.Tensor) -> bool:
+    return any(bool((part < 0).any()) for part in t.reshape(-1).split(_CHECK_SLICE))
 
 
 def _rng_problem(r: dict) -> str | None:
     rng = r["rng"]
     if "python" not in rng or "torch" not in rng:
         return "is incomplete: its random states lack 'python' or 'torch'"
-    try:
-        restore_python_rng(random.Random(), rng["python"])
+    py = rng["python"]
+    if not (isinstance(py, dict) and _is(py.get("version"), _INT)
+            and isinstance(py.get("internal"), list) and all(_is(x, _INT) for x in py["internal"])
+            and (py.get("gauss_next") is None or _is(py["gauss_next"], _NUM))):
+        return "is damaged: its Python random state is malformed"
+    try:  # the values too: on a scratch generator
+        restore_python_rng(random.Random(), py)
     except CheckpointError:
         return "is damaged: its Python random state is malformed"
     for name, state in rng.items():
-        if name != "python" and not (isinstance(state, torch.Tensor)
-                                     and state.dtype == torch.uint8 and state.dim() == 1):
-            return f"is damaged: random state {name!r} is not a byte tensor"
+        if name == "python":
+            continue
+        if _tensor_problem(state, "", torch.uint8) or state.dim() != 1:
+            return f"is damaged: random state {_short(name)} is not a byte tensor"
+    try:  # the state this run's generators restore; try it on a scratch one
+        torch.Generator().set_state(rng["torch"])
+    except (RuntimeError, TypeError, ValueError):
+        return "is damaged: its torch random state is malformed"
     return None
 
 
 def _history_problem(r: dict) -> str | None:
     if not all(_is(x, _NUM) for x in r["history"]):
         return "is damaged: its perplexity history holds something other than numbers"
+    if not all(_finite(x) and x >= 1 for x in r["history"]):
+        return ("is damaged: its perplexity history holds a value that is not a finite "
+                "number of 1 or more")
     for s in r["samples"]:
-        if not (isinstance(s, dict) and _is(s.get("epoch"), _INT)
+        if not (isinstance(s, dict) and _is(s.get("epoch"), _INT) and s["epoch"] >= 0
                 and isinstance(s.get("prefix"), str) and isinstance(s.get("text"), str)):
             return "is damaged: a sample is not {epoch, prefix, text}"
     if not isinstance(r["optimizer"].get("name"), str):
@@ -469,12 +634,12 @@ def _live_problem(r: dict) -> str | None:
     live = r["live"]
     unknown = [str(k) for k in live if k not in LIVE_FIELDS]
     if unknown:
-        return f"has live settings this version does not know: {', '.join(unknown)}"
+        return f"has live settings this version does not know: {_short(', '.join(unknown), 200)}"
     try:
         for k, v in live.items():
             check_field(k, v)
-    except ConfigError as e:
-        return f"has an invalid live setting: {e}"
+    except (ConfigError, TypeError, ValueError, OverflowError) as e:
+        return f"has an invalid live setting: {_short(str(e), 200)}"
     return None
 
 

@@ -11,6 +11,10 @@ from .sampling import GREEDY, Sampling
 
 # The hidden state forgets long before this; longer prefixes warm up on their tail only.
 MAX_WARMUP_CHARS = 2_000
+# Finite parameters can still be large enough (a damaged or crafted checkpoint) that the
+# output overflows float32 and the odds are not numbers.
+OVERFLOW = ("the model's output overflows float32 (its parameters are far too large), so it "
+            "has no odds to generate from")
 
 
 def normalize_prefix(prefix: str, preprocess: str) -> tuple[str, str | None]:
@@ -91,11 +95,16 @@ def predict(prefix: str, num_preds: int, net, vocab: Vocab, device,
         logits[vocab.unk] = float("-inf")
         if i == 0:
             probs = torch.softmax(logits, dim=-1)
+            if not bool(torch.isfinite(probs).all()):
+                raise ValueError(OVERFLOW)
             p, idx = probs.topk(min(top_k, probs.numel() - 1))
             top = tuple((vocab.idx_to_token[j], float(q)) for j, q in zip(idx.tolist(), p.tolist()))
         if i == num_preds:
             break
-        nxt = sampling.next_token(logits, generator)
+        try:
+            nxt = sampling.next_token(logits, generator)
+        except RuntimeError as e:  # its odds are inf or nan: see OVERFLOW
+            raise ValueError(OVERFLOW) from e
         out.append(nxt)
         last = torch.tensor([[nxt]], device=device)
     return Prediction(seen, "".join(vocab.idx_to_token[i] for i in out), unknown, top, truncated,

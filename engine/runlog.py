@@ -21,11 +21,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
+from .text import printable
+
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.txt"
 RECORD_TYPES = ("start", "epoch", "setting", "sample", "notice", "diverged", "error", "end")
 # A record whose floats were NaN or infinite holds null there, and says which in this key.
 NONFINITE_KEY = "nonfinite"
+# json.dumps escapes C0 controls but, with ensure_ascii=False, leaves DEL, C1 controls (CSI is
+# U+009B), bidirectional controls and lone surrogates raw: `cat metrics.jsonl` must not obey
+# them, and a lone surrogate cannot even be written as UTF-8. JSON reads \uXXXX back the same.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def default_runs_dir() -> Path:
@@ -142,18 +148,19 @@ class RunLog:
             raise ValueError(f"a run-log record needs a type from {RECORD_TYPES}, got {kind!r}")
         line = json.dumps(jsonable({"type": kind, "time": utc_timestamp(), **record}),
                           ensure_ascii=False, allow_nan=False)
+        line = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
         self._append(self._metrics, line + "\n")
 
     def sample(self, epoch: int, prefix: str, text: str, memorized: float | None = None) -> None:
-        """A sample goes to metrics.jsonl as a record and to samples.txt as a readable line;
-        memorized: the share of its 20-character windows found in the training text."""
+        """A sample goes to metrics.jsonl as a record (exact) and to samples.txt as a readable
+        line (control characters shown, a newline as ⏎: engine.text.printable); memorized: the
+        share of its 20-character windows found in the training text."""
         record = {"type": "sample", "epoch": epoch, "prefix": prefix, "text": text}
         if memorized is not None:
             record["memorized"] = memorized
         self.write(record)
-        shown = (prefix + text).replace("\r", "\\r").replace("\n", "\\n")
         seen = f"  [{memorized:.0%} seen]" if memorized is not None else ""
-        self._append(self._samples, f"epoch {epoch:>4}  {shown}{seen}\n")
+        self._append(self._samples, f"epoch {epoch:>4}  {printable(prefix + text)}{seen}\n")
 
     def _append(self, stream: TextIO | None, text: str) -> None:
         with self._lock:

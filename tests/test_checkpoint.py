@@ -40,7 +40,7 @@ def make_checkpoint(vocab=VOCAB, num_hiddens=8, epoch=3, seed=0) -> Checkpoint:
         corpus_sha1="090b5e7e70c295757f55df93cb0a180b9691891a", epoch=epoch, batch=7,
         rng={"python": python_rng_state(py), "torch": gen.get_state(),
              "sample": torch.Generator().manual_seed(seed + 1).get_state()},
-        history=[27.5, 12.25, float("inf")], history_stride=2,
+        history=[27.5, 12.25, 6.125], history_stride=2,
         samples=[{"epoch": 2, "prefix": "time", "text": " the"}], elapsed=1.5, impl="book",
         optimizer=sgd_state(0.5, 1.0),
         live={"lr": 0.25, "clip": 1.0, "epochs": 30, "sample_every": 5},
@@ -85,7 +85,7 @@ def test_round_trip_keeps_every_field(tmp_path):
         assert getattr(loaded, name) == getattr(original, name), name
     assert loaded.rng["python"] == original.rng["python"]
     assert loaded.train_config() == TrainConfig.from_dict(original.config)
-    assert loaded.to_vocab().idx_to_token == VOCAB and loaded.perplexity == float("inf")
+    assert loaded.to_vocab().idx_to_token == VOCAB and loaded.perplexity == 6.125
 
 
 def test_random_states_continue_identically(tmp_path):
@@ -271,7 +271,7 @@ def test_missing_keys(tmp_path, key):
 @pytest.mark.parametrize("key,value,words", [
     ("epoch", "3", "epoch should be an integer"),
     ("epoch", True, "epoch should be an integer"),
-    ("vocab", ["a", "a"], "token twice"),
+    ("vocab", ["<unk>", "a", "a"], "token twice"),
     ("history", [1.0, "x"], "history"),
     ("config", {"num_hiddens": -1}, "settings"),
     ("batch", -2, "out of range"),
@@ -340,7 +340,7 @@ def test_describe(tmp_path):
     path = saved(tmp_path)
     summary = describe(path)
     assert (summary.corpus_name, summary.epoch, summary.epochs) == ("timemachine", 3, 30)
-    assert summary.perplexity == float("inf") and summary.num_hiddens == 8
+    assert summary.perplexity == 6.125 and summary.num_hiddens == 8
     assert summary.vocab_size == 6 and summary.file_size == path.stat().st_size
     assert summary.created.endswith("+00:00")
     path.write_bytes(b"junk")
@@ -415,7 +415,7 @@ real_fsync = os.fsync
 def make(v):
     shapes = {"W_xh": (V, H), "W_hh": (H, H), "b_h": (H,), "W_hq": (H, V), "b_q": (V,)}
     return Checkpoint(params={k: torch.full(s, float(v)) for k, s in shapes.items()},
-                      vocab=[chr(65 + i) for i in range(V)],
+                      vocab=["<unk>"] + [chr(65 + i) for i in range(V - 1)],
                       config=TrainConfig(num_hiddens=H).to_dict(), corpus_name="big",
                       corpus_sha1="0" * 40, epoch=v, batch=0,
                       rng={"python": python_rng_state(random.Random(v)),

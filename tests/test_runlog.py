@@ -115,7 +115,7 @@ def test_samples_go_to_both_files(tmp_path):
         log.sample(20, "traveller", " said\nthe")
     assert (tmp_path / SAMPLES_FILE).read_text("utf-8").splitlines() == [
         "epoch   10  time traveller the time traveller",
-        "epoch   20  traveller said\\nthe",
+        "epoch   20  traveller said⏎the",
     ]
     records = read_metrics(tmp_path / METRICS_FILE)
     assert [(r["epoch"], r["prefix"], r["text"]) for r in records] == [

@@ -36,6 +36,7 @@ from engine.rundir import check_run_dir
 from engine.runlog import default_runs_dir
 from engine.runs import memorization
 from engine.watch import READ_ONLY
+from engine.text import printable
 
 from . import format as fmt
 from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
@@ -161,6 +162,13 @@ class RnnTuiApp(App[int]):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.quit()))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread, or a platform without these signals
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification shows its text literally: messages carry file names, corpus
+        names and errors, so none is read as markup and control characters are shown."""
+        super().notify(printable(message, multiline=True), title=printable(title),
+                       severity=severity, timeout=timeout, markup=False)
 
     # ---- the training worker ---------------------------------------------------------------
 
@@ -859,7 +867,7 @@ def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
     try:
         keymap = keymap_from_env()
     except ValueError as e:
-        print(f"rnn-tui: error: {e}", file=sys.stderr)
+        print(printable(f"rnn-tui: error: {e}"), file=sys.stderr)
         return 2
     # Before the screen opens: a run that could not be kept is refused with one line.
     check_run_dir(run_dir, default_runs_dir())
@@ -871,8 +879,8 @@ def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
         raise app.crash  # tui.cli writes its traceback to a log file and says where
     recorder = app.recorder
     if recorder is not None and recorder.failure:
-        print(f"rnn-tui: error: {recorder.explain()}", file=sys.stderr)
+        print(printable(f"rnn-tui: error: {recorder.explain()}"), file=sys.stderr)
         return 1
     if recorder is not None and recorder.last_saved is not None:
-        print(f"checkpoint {recorder.last_saved} (epoch {recorder.saved_epoch})")
+        print(printable(f"checkpoint {recorder.last_saved} (epoch {recorder.saved_epoch})"))
     return app.return_code if app.return_code is not None else 1

@@ -18,6 +18,7 @@ from engine.sampling import (MAX_TEMPERATURE, Sampling, SamplingError, parse_sam
                              parse_temperature)
 from engine.settings import (DEFAULT_SOURCE, default_config_path, load_settings,
                              merge, render_config, value_sources)
+from engine.text import printable
 
 from .errors import TERMINAL_GONE, crash_message, report, terminal_gone
 
@@ -102,8 +103,16 @@ def add_train_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> 
         group.add_argument(flag, default=argparse.SUPPRESS if suppress else None, **kwargs)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, printing its messages (which quote what was typed, file names included) with
+    control characters shown, never sent to the terminal (engine.text.printable)."""
+
+    def _print_message(self, message: str, file=None) -> None:
+        super()._print_message(printable(message, multiline=True), file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rnn-tui",
         description="Train the character-level RNN from scratch of Dive into Deep Learning "
                     "(chapter 8.5) and watch it learn. With no command, opens the app.",
@@ -214,7 +223,7 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         if resume:
             sources = {k: f"checkpoint {args.resume}" if v == DEFAULT_SOURCE else v
                        for k, v in sources.items()}
-        print(render_config(config, sources), end="")
+        print(printable(render_config(config, sources), multiline=True), end="")
         return 0
     run = dict(resume=resume, run_dir=getattr(args, "run_dir", None),
                autosave_every=getattr(args, "autosave_every", None) or 10)

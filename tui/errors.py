@@ -16,6 +16,8 @@ from pathlib import Path
 
 import platformdirs
 
+from engine.text import printable
+
 # Writing to a terminal that has gone (SIGHUP after an SSH session dropped) or to a closed pipe.
 TERMINAL_GONE = (errno.EPIPE, errno.EIO, errno.ENXIO)
 
@@ -28,7 +30,8 @@ def log_dir() -> Path:
 def report(line: str, status: int) -> int:
     """Print one line on stderr (if it is still there) and return the exit status."""
     try:
-        print(line, file=sys.stderr, flush=True)
+        # An error may quote a file name or a corpus: shown literally (engine.text.printable).
+        print(printable(line, multiline=True), file=sys.stderr, flush=True)
     except (OSError, ValueError):
         silence_output()
     return status

@@ -37,8 +37,8 @@ def number(value: float | None, digits: int = 4) -> str:
 
 
 def char(ch: str) -> str:
-    """A character that can be seen: a space as ␣, a newline as ⏎."""
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
+    """A character that can be seen, in one cell: a space as ␣, the rest as visible()."""
+    return "␣" if ch == " " else visible(ch)
 
 
 def visible(ch: str) -> str:

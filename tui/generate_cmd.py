@@ -10,6 +10,7 @@ from engine.checkpoint import CheckpointError, load_checkpoint, model_from_check
 from engine.devices import DeviceError, resolve_device
 from engine.generate import predict
 from engine.sampling import GREEDY, Sampling
+from engine.text import printable
 
 
 def sampling(args: argparse.Namespace) -> Sampling:
@@ -22,6 +23,12 @@ def sampling(args: argparse.Namespace) -> Sampling:
     return replace(chosen, seed=args.seed).checked()
 
 
+def say(text: str, multiline: bool = False, err: bool = True) -> None:
+    """Print a line that may hold a checkpoint's, a file name's or a prefix's text: control
+    characters shown, never sent to the terminal as such (engine.text.printable)."""
+    print(printable(text, multiline), file=sys.stderr if err else sys.stdout)
+
+
 def run_generate(args: argparse.Namespace) -> int:
     try:
         ckpt = load_checkpoint(args.checkpoint)
@@ -30,16 +37,16 @@ def run_generate(args: argparse.Namespace) -> int:
         prediction = predict(args.prefix, args.num_chars, net, vocab, device, sampling(args),
                              preprocess=ckpt.train_config().preprocess)
     except (CheckpointError, DeviceError, ValueError) as e:
-        print(f"rnn-tui: error: {e}", file=sys.stderr)
+        say(f"rnn-tui: error: {e}")
         return 2
     if prediction.note:
-        print(f"note: {prediction.note}", file=sys.stderr)
+        say(f"note: {prediction.note}")
     if prediction.unknown:
         chars = ", ".join(repr(c) for _, c in prediction.unknown[:10])
         more = "" if len(prediction.unknown) <= 10 else f" and {len(prediction.unknown) - 10} more"
-        print(f"note: not in the model's vocabulary, read as <unk>: {chars}{more}", file=sys.stderr)
+        say(f"note: not in the model's vocabulary, read as <unk>: {chars}{more}")
     if prediction.truncated:
-        print(f"note: only the last {len(prediction.prefix):,} characters of the prefix were "
-              "used to warm up the model", file=sys.stderr)
-    print(prediction.full)
+        say(f"note: only the last {len(prediction.prefix):,} characters of the prefix were "
+            "used to warm up the model")
+    say(prediction.full, multiline=True, err=False)  # the text itself: its lines stay lines
     return 0

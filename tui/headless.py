@@ -20,7 +20,23 @@ from engine.checkpoint import Checkpoint, resume_config
 from engine.config import TrainConfig
 from engine.recorder import RunRecorder
 from engine.events import Diverged, EpochDone, Notice, RunState, SampleReady
+from engine.text import printable
 from engine.trainer import Trainer
+
+
+def plain(text: str, style: str = "", multiline: bool = False) -> Text:
+    """Text from a corpus, a checkpoint, a file name or an error message, as rich prints it
+    literally: no markup parsed, control characters shown (engine.text.printable)."""
+    return Text(printable(text, multiline), style=style)
+
+
+def sample_line(sample) -> Text:
+    """`epoch   10  time traveller<continuation>`: one line, whatever the model wrote."""
+    line = Text.assemble(f"epoch {sample.epoch:>4}  ", plain(sample.prefix),
+                         plain(sample.text, "cyan"))
+    if getattr(sample, "memorized", None) is not None:  # how much was copied from training
+        line.append(f"  {sample.memorized:.0%} seen", style="dim")
+    return line
 
 
 def nothing_to_train(resume: Checkpoint, config: TrainConfig) -> str | None:
@@ -47,7 +63,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
     err = Console(stderr=True, highlight=False)
     problem = nothing_to_train(resume, config) if resume is not None else None
     if problem:  # before the Trainer and the recorder: no run directory for a run with no epochs
-        err.print(f"rnn-tui: error: {problem}", markup=False, soft_wrap=True)
+        err.print(plain(f"rnn-tui: error: {problem}"), soft_wrap=True)
         return 2
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -63,16 +79,11 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
                             stats=f"perplexity {event.perplexity:.2f}{val} · "
                                   f"{event.tokens_per_sec:,.0f} tok/s")
         elif isinstance(event, SampleReady):
-            first = event.samples[0]
-            # The sample is the corpus's text: shown as it is, never read as markup.
-            line = Text.assemble(f"epoch {event.epoch:>4}  ", first.prefix, (first.text, "cyan"))
-            if first.memorized is not None:
-                line.append(f"  {first.memorized:.0%} seen", style="dim")
-            progress.console.print(line, highlight=False)
+            progress.console.print(sample_line(event.samples[0]))
         elif isinstance(event, Diverged):
             trainer.stop()  # nobody is there to lower the learning rate and resume
         elif isinstance(event, Notice):
-            err.print(f"[yellow]notice:[/] {event.message}")
+            err.print(Text.assemble(("notice:", "yellow"), " ", plain(event.message)))
 
     trainer = Trainer(config, on_event=on_event, resume=resume)
     # A write that fails mid-run stops it: nobody is there to free space and go on.
@@ -85,19 +96,19 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         recorder.close()
         raise
     held = f" ({info.val_tokens:,} held out for validation)" if info.val_tokens else ""
-    console.print(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens "
-                  f"used{held}, vocabulary {info.vocab_size} · model {info.num_params:,} "
-                  f"parameters · {config.iterator} batches {config.batch_size}x{config.num_steps} · "
-                  f"{info.impl} on {info.device}" + (f", {info.threads}" if info.threads else ""),
-                  highlight=False)
+    console.print(plain(f"corpus {info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} "
+                        f"tokens used{held}, vocabulary {info.vocab_size} · model "
+                        f"{info.num_params:,} parameters · {config.iterator} batches "
+                        f"{config.batch_size}x{config.num_steps} · {info.impl} on {info.device}"
+                        + (f", {info.threads}" if info.threads else "")))
 
     if resume is not None:
-        console.print(f"resumed from {resume.source} at epoch {resume.epoch}", highlight=False,
+        console.print(plain(f"resumed from {resume.source} at epoch {resume.epoch}"),
                       soft_wrap=True)
-    console.print(f"run directory {recorder.run_dir}", highlight=False, soft_wrap=True)
+    console.print(plain(f"run directory {recorder.run_dir}"), soft_wrap=True)
     if recorder.lock is not None and recorder.lock.taken_over:
-        err.print(f"notice: took over {recorder.run_dir} from a run that ended without letting "
-                  f"go of it (PID {recorder.lock.taken_over})", markup=False, soft_wrap=True)
+        err.print(plain(f"notice: took over {recorder.run_dir} from a run that ended without "
+                        f"letting go of it (PID {recorder.lock.taken_over})"), soft_wrap=True)
 
     def on_signal(signum, frame):
         # ctrl+c, SIGTERM, or SIGHUP (an SSH session that drops): stop at the next batch; the
@@ -128,25 +139,24 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
             signal.signal(sig, handler)
         recorder.close()
     if recorder.last_saved and not recorder.failure:
-        console.print(f"checkpoint {recorder.last_saved} (epoch {recorder.saved_epoch})",
-                      highlight=False, soft_wrap=True)
+        console.print(plain(f"checkpoint {recorder.last_saved} (epoch {recorder.saved_epoch})"),
+                      soft_wrap=True)
     if snap.state == RunState.ERROR:
-        err.print(f"rnn-tui: error: {snap.message}", markup=False, soft_wrap=True)
+        err.print(plain(f"rnn-tui: error: {snap.message}"), soft_wrap=True)
         return 1
     if snap.state == RunState.DIVERGED:
-        err.print(f"rnn-tui: {snap.message}", markup=False, soft_wrap=True)
+        err.print(plain(f"rnn-tui: {snap.message}"), soft_wrap=True)
     if snap.state == RunState.STOPPED:
         console.print(f"stopped at epoch {snap.epoch} of {snap.epochs}")
     ppl = f"{snap.perplexity:.1f}" if snap.perplexity is not None else "n/a"
-    console.print(f"perplexity {ppl}, {snap.tokens_per_sec:.1f} tokens/sec on {info.device}",
-                  highlight=False)
+    console.print(plain(f"perplexity {ppl}, {snap.tokens_per_sec:.1f} tokens/sec on {info.device}"))
     if snap.val_perplexity is not None:
         best = min(snap.val_history) if snap.val_history else snap.val_perplexity
         console.print(f"validation perplexity {snap.val_perplexity:.2f} (best {best:.2f})",
                       highlight=False)
-    for prefix in config.prefixes:
-        console.print(trainer.predict(prefix, config.predict_len).full, highlight=False, markup=False)
+    for prefix in config.prefixes:  # the book's closing lines: free text, several lines if so
+        console.print(plain(trainer.predict(prefix, config.predict_len).full, multiline=True))
     if recorder.failure:  # last, where it is seen: the run stopped because it could not be kept
-        err.print(f"rnn-tui: error: {recorder.explain()}", markup=False, soft_wrap=True)
+        err.print(plain(f"rnn-tui: error: {recorder.explain()}"), soft_wrap=True)
         return 1
     return 0 if snap.state in (RunState.FINISHED, RunState.STOPPED) else 1

@@ -10,18 +10,25 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from engine.checkpoint import CheckpointError, CheckpointSummary, describe, list_checkpoints
-
+from engine.text import printable
 
 
 def _when(created: str) -> str:
     try:
         return datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone().strftime(
             "%Y-%m-%d %H:%M")
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # a file's own text: anything may be in it
         return created[:16]
+
+
+def cell(text: str) -> Text:
+    """A table cell shown as written: DataTable reads a str cell as markup, and run and corpus
+    names come from files and may hold brackets or control characters."""
+    return Text(printable(text))
 
 
 class CheckpointPicker(ModalScreen["Path | None"]):
@@ -38,7 +45,7 @@ class CheckpointPicker(ModalScreen["Path | None"]):
         with Vertical(id="picker-dialog") as dialog:
             dialog.border_title = "Open a checkpoint"
             dialog.border_subtitle = "enter opens · escape cancels"
-            yield Static(f"reading {self.runs_dir} …", id="picker-note", markup=False)
+            yield Static(printable(f"reading {self.runs_dir} …"), id="picker-note", markup=False)
             yield DataTable(id="picker-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -64,18 +71,20 @@ class CheckpointPicker(ModalScreen["Path | None"]):
         for path, summary, problem in rows:
             run = path.parent.name if path.parent != self.runs_dir else path.name
             if summary is None:
-                table.add_row(run, "damaged", "", "", "", "", key=str(path))
+                table.add_row(cell(run), cell("damaged"), "", "", "", "", key=str(path))
             else:
                 ppl = "n/a" if summary.perplexity is None else f"{summary.perplexity:.3g}"
-                table.add_row(run, summary.corpus_name, f"{summary.epoch}/{summary.epochs}", ppl,
-                              str(summary.num_hiddens), _when(summary.created), key=str(path))
+                table.add_row(cell(run), cell(summary.corpus_name),
+                              cell(f"{summary.epoch}/{summary.epochs}"), cell(ppl),
+                              cell(str(summary.num_hiddens)), cell(_when(summary.created)),
+                              key=str(path))
             self.paths.append(path)
         if rows:
-            note.update(f"{len(rows)} checkpoint(s) in {self.runs_dir}")
+            note.update(printable(f"{len(rows)} checkpoint(s) in {self.runs_dir}"))
             table.focus()
         else:
-            note.update(f"No checkpoints yet in {self.runs_dir}. Runs save one every few epochs; "
-                        "s saves now.")
+            note.update(printable(f"No checkpoints yet in {self.runs_dir}. Runs save one every "
+                                  "few epochs; s saves now."))
 
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:

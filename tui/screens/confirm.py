@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from engine.text import printable
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True (confirm: enter or y) or False (cancel: escape or n)."""
@@ -31,9 +33,11 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog") as dialog:
             dialog.border_title = self.question_title
-            yield Static(self.body, id="confirm-body", markup=False)
+            # Bodies quote paths and corpus names: shown literally, control characters too.
+            yield Static(printable(self.body, multiline=True), id="confirm-body", markup=False)
             if self.details:
-                yield Static(self.details, id="confirm-details", markup=False)
+                yield Static(printable(self.details, multiline=True), id="confirm-details",
+                             markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.confirm_label} (y)", id="confirm-yes", variant="warning")
                 yield Button(f"{self.cancel_label} (n)", id="confirm-no", variant="default")

@@ -15,11 +15,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.config import FIELD_TYPES, LIVE_FIELDS, SETTINGS, ConfigError, Kind, TrainConfig, check_field
+from engine.text import printable
 
 from ..messages import LiveSettingChanged, RestartRequested
 from .ordered_input import OrderedInput
@@ -92,8 +94,10 @@ class FieldRow(Widget):
                 options = list(self.choices)
                 if str(self.value) not in options:
                     options.append(str(self.value))
-                yield Select([(o, o) for o in options], value=str(self.value), allow_blank=False,
-                             compact=True, id=f"hp-{self.spec.name}", tooltip=self.spec.help)
+                # A device name may come from a settings file: shown literally, not as markup.
+                yield Select([(Content(printable(o)), o) for o in options], value=str(self.value),
+                             allow_blank=False, compact=True, id=f"hp-{self.spec.name}",
+                             tooltip=self.spec.help)
             else:
                 yield OrderedInput(show_value(self.value), compact=True,
                                    id=f"hp-{self.spec.name}", tooltip=self.spec.help,
@@ -155,7 +159,10 @@ class HyperparamForm(VerticalScroll):
                 problems.append(str(e))
         if problems:
             raise ConfigError("; ".join(problems))
-        return {k: v for k, v in values.items() if v != getattr(self.config, k)}
+        # A field still showing the running value is unchanged, even when that value held
+        # control characters the field shows as symbols (a prefix or path from a settings file).
+        return {k: v for k, v in values.items() if v != getattr(self.config, k)
+                and self.text(k) != printable(show_value(getattr(self.config, k)), True)}
 
     # ---- typing ------------------------------------------------------------------------------
 
@@ -167,7 +174,7 @@ class HyperparamForm(VerticalScroll):
             value, message = None, str(e)
         row = self.query_one(f"#hp-{name}-row")
         error = self.query_one(f"#hp-{name}-error", Static)
-        error.update(message)
+        error.update(printable(message))  # it quotes what was typed
         self._errors[name] = message
         row.set_class(bool(message), "-invalid")
         if name not in LIVE_FIELDS:

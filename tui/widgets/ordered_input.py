@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Input
 
+from engine.text import printable
+
 
 class OrderedInput(Input):
     """Textual's Input, running its own key bindings (home, ctrl+k, backspace, enter, ...) as
@@ -16,6 +18,15 @@ class OrderedInput(Input):
     deleted it, and submitted an empty field. Textual issue #6605; an open pull request
     (#6631) makes the same change in Input itself.
     """
+
+    def validate_value(self, value: str) -> str:
+        """Input shows its value as it is: a pasted ESC (or one set from a settings file's
+        path) would reach the terminal. Control characters become their visible symbols."""
+        return printable(value, multiline=True)  # a tab is typed text; a newline cannot be
+
+    def replace(self, text: str, start: int, end: int) -> None:
+        # The same for what is typed or pasted, so the cursor lands after the shown text.
+        super().replace(printable(text, multiline=True), start, end)
 
     async def _on_key(self, event: events.Key) -> None:
         await super()._on_key(event)  # inserts a printable character

@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, Static
 
 from engine.events import Prediction
 from engine.sampling import Sampling
+from engine.text import printable
 
 from .. import format as fmt
 from ..messages import PredictionRequested
@@ -145,7 +146,7 @@ class PromptPanel(Vertical):
         p = self.prediction
         room = PREFIX_LINES * max(20, output.content_size.width or self.content_size.width)
         if self.error:
-            output.update(Content.styled(self.error, "$text-error"))
+            output.update(Content.styled(printable(self.error), "$text-error"))
         elif p is None and self.prefix:  # the first answer is on its way
             output.update(Content.assemble(*self.tail(self.prefix, room), ("…", "$text-muted")))
         elif p is None:
@@ -167,10 +168,11 @@ class PromptPanel(Vertical):
     def tail(prefix: str, room: int, bad: frozenset[int] = frozenset(),
              cut: bool = False) -> list[tuple[str, str]]:
         """The end of a prefix, at most `room` characters, "…" where its start is left out;
-        the characters at the positions in `bad` marked."""
+        the characters at the positions in `bad` marked, control characters shown."""
         start = max(0, len(prefix) - room)
         parts = [("…", "$text-muted")] if start or cut else []
-        return parts + [(ch, "bold reverse $text-error" if i in bad else "bold $foreground")
+        return parts + [(printable(ch), "bold reverse $text-error" if i in bad
+                         else "bold $foreground")
                         for i, ch in enumerate(prefix[start:], start)]
 
     @classmethod
@@ -179,7 +181,7 @@ class PromptPanel(Vertical):
         bad = frozenset(pos - p.truncated for pos, _ in p.unknown if pos >= p.truncated)
         parts = cls.tail(p.prefix, room, bad, cut=bool(p.truncated))
         # A tint shows where the continuation is, even when it is only spaces.
-        parts.append((p.text, "$text-success on $success 12%"))
+        parts.append((printable(p.text), "$text-success on $success 12%"))
         return Content.assemble(*parts)
 
     @classmethod
@@ -187,7 +189,7 @@ class PromptPanel(Vertical):
         """Unknown characters (a warning), then how the prefix was read (muted)."""
         parts = [cls.render_unknown(p)] if p.unknown else []
         if p.note:
-            parts.append(Content.styled(p.note, "$text-muted"))
+            parts.append(Content.styled(printable(p.note), "$text-muted"))
         if p.truncated:
             parts.append(Content.styled(f"only the last {len(p.prefix):,} characters were read",
                                         "$text-muted"))

@@ -13,6 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from engine.events import Sample
+from engine.text import printable
 
 MAX_ROUNDS_SHOWN = 20  # the trainer keeps 50 rounds; a screenful is plenty
 MIN_REDRAW_S = 1.0     # with a tiny model samples can come many times a second; read them at 1 Hz
@@ -73,7 +74,9 @@ class SamplesPanel(VerticalScroll):
             parts.append((f"epoch {epoch}\n", "bold $text-secondary" if i == 0 else "$text-muted"))
             for sample in group:
                 latest = "$text-success on $success 12%" if i == 0 else "on $foreground 6%"
-                parts += [(sample.prefix, "$text-muted"), (sample.text, latest)]
+                # One row per sample, whatever the model wrote: control characters shown.
+                parts += [(printable(sample.prefix), "$text-muted"),
+                          (printable(sample.text), latest)]
                 if sample.memorized is not None:  # how much of it was copied from training
                     parts.append((f" {sample.memorized:.0%} seen", "$text-muted"))
                 parts.append("\n")

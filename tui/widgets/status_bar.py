@@ -9,6 +9,7 @@ from textual.reactive import reactive, var
 from textual.widgets import Static
 
 from engine.events import RunInfo, RunState
+from engine.text import printable
 
 STATE_LABELS = {
     RunState.READY: "starting",
@@ -80,22 +81,23 @@ class StatusBar(Horizontal):
         room = self.size.width - len(state_label(self.state)) - 6
         for counts, detail in ((True, True), (False, True), (False, False)):
             impl = info.impl if detail else info.impl.split(" (")[0]
-            corpus = [(info.corpus, "bold"), (f" · {info.num_chars:,} chars", ""),
+            corpus = [(printable(info.corpus), "bold"), (f" · {info.num_chars:,} chars", ""),
                       (f" · {info.num_tokens:,} tokens" if counts else "", ""),
                       (f" · vocab {info.vocab_size}", "")]
             n = self.threads
             threads = f" · {n} thread{'' if n == 1 else 's'}" if n and info.device == "cpu" else ""
-            content = Content.assemble(title, sep, *corpus, sep, (info.device, "bold"),
-                                       (threads, ""), sep,
-                                       (impl, ""), (f" · {info.num_params:,} params" if counts
-                                                    else "", "$text-muted"))
+            content = Content.assemble(title, sep, *corpus, sep, (printable(info.device), "bold"),
+                                       (threads, ""), sep, (printable(impl), ""),
+                                       (f" · {info.num_params:,} params" if counts
+                                        else "", "$text-muted"))
             if content.cell_length <= room:
                 break
         run.update(content)
-        run.tooltip = (f"{info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} "
-                       f"tokens used, vocabulary of {info.vocab_size}\n{info.device} · "
-                       f"{info.impl} · {info.num_params:,} parameters"
-                       + (f"\n{info.threads}" if info.threads else ""))
+        run.tooltip = Content(printable(  # Content: a tooltip string would be read as markup
+            f"{info.corpus}: {info.num_chars:,} characters, {info.num_tokens:,} tokens used, "
+            f"vocabulary of {info.vocab_size}\n{info.device} · {info.impl} · "
+            f"{info.num_params:,} parameters" + (f"\n{info.threads}" if info.threads else ""),
+            multiline=True))
 
     def _render_state(self) -> None:
         if not self._ready:

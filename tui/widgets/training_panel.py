@@ -14,6 +14,7 @@ from textual.widgets import Sparkline, Static
 
 from engine.events import RunState, Snapshot
 from engine.runs import memorization
+from engine.text import printable
 
 from .. import format as fmt
 from .dual_sparkline import TRAIN_STYLE, VAL_STYLE, DualSparkline
@@ -125,7 +126,9 @@ class TrainingPanel(Vertical):
         self._update("#stats", self._stats(snap, self.content_size.width))
         self._display("#training-message", bool(snap.message))
         if snap.message:
-            self._update("#training-message", snap.message, layout=True)
+            # An error message may quote a file name or a corpus: control characters shown.
+            self._update("#training-message", printable(snap.message, multiline=True),
+                         layout=True)
         subtitle = HINTS.get(snap.state, "")
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
