@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import CheckpointError
+from .run_index import remember_run_dir
 from .runlog import RunLog, new_run_dir
 from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, SampleReady,
                      SettingChanged, Started, Stopped)
@@ -87,6 +88,7 @@ class RunRecorder:
             self.run_dir = new_run_dir(run_name(self.trainer), root=self.runs_root)
         self.log = RunLog(self.run_dir)
         self._epoch = event.epoch   # the last finished epoch, for records between epochs
+        remember_run_dir(self.run_dir)  # a --run-dir elsewhere: the app's list finds it
         info = event.info
         self.log.write({"type": "start", "epoch": event.epoch, "config": self.trainer.config.to_dict(),
                         "corpus": info.corpus, "num_chars": info.num_chars,

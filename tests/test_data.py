@@ -88,3 +88,14 @@ def test_loader_refuses_a_corpus_too_short_for_one_batch():
         SeqDataLoader(seq(100), Vocab(), 32, 35, use_random_iter=False)
     loader = SeqDataLoader(seq(32 * 35 + 36), Vocab(), 32, 35, use_random_iter=False)
     assert len(list(loader)) >= 1
+
+
+def test_the_book_preprocessing_says_which_letters_it_drops():
+    from engine.data import dropped_letters, dropped_notice
+    text = "Naïve café, Straße: 1 — ok"
+    assert dropped_letters(text) == {"ï": 1, "é": 1, "ß": 1}
+    assert "".join(preprocess_lines(text)) == "na ve caf stra e ok"  # what the book keeps
+    assert dropped_notice(dropped_letters(text)) == (
+        "the book's preprocessing dropped 3 letters outside a-z (ï é ß); "
+        "--preprocess raw keeps every character")
+    assert dropped_letters(text, "raw") == {} and dropped_notice(dropped_letters("plain")) is None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import signal
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                           TextColumn, TimeRemainingColumn)
 from rich.text import Text
 
 from engine.checkpoint import Checkpoint, resume_config
@@ -22,7 +22,17 @@ from engine.recorder import RunRecorder
 from engine.events import Diverged, EpochDone, Notice, RunState, SampleReady
 from engine.trainer import Trainer
 
+from . import format as fmt
+
 USER_ERRORS = (ConfigError, CorpusError, DataError, DeviceError)
+
+
+class RunTimeColumn(ProgressColumn):
+    """The run's training time: a resumed run goes on from its checkpoint's, not from 0."""
+
+    def render(self, task) -> Text:
+        seconds = task.fields.get("before", 0.0) + (task.elapsed or 0.0)
+        return Text(fmt.duration(seconds), style="progress.elapsed")
 
 
 def nothing_to_train(resume: Checkpoint, config: TrainConfig) -> str | None:
@@ -53,7 +63,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         return 2
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),
+        TextColumn("{task.fields[stats]}"), RunTimeColumn(), TextColumn("eta"),
         TimeRemainingColumn(), console=console, transient=False)
     task = None
 
@@ -74,7 +84,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         elif isinstance(event, Diverged):
             trainer.stop()  # nobody is there to lower the learning rate and resume
         elif isinstance(event, Notice):
-            err.print(f"[yellow]notice:[/] {event.message}")
+            err.print(Text.assemble(("notice: ", "yellow"), event.message), soft_wrap=True)
 
     trainer = Trainer(config, on_event=on_event, resume=resume)
     recorder = RunRecorder(trainer, run_dir=run_dir, autosave_every=autosave_every)
@@ -108,7 +118,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
     try:
         with progress:
             task = progress.add_task("epoch", total=config.epochs, completed=trainer.snapshot().epoch,
-                                     stats="")
+                                     stats="", before=trainer.snapshot().elapsed)
             snap = trainer.run()
     finally:
         for sig, handler in previous.items():
