@@ -1001,7 +1001,7 @@ async def test_a_huge_paste_is_quoted_short_in_the_message(make_app, field):
         await pilot.pause(0.3)
         assert app.query_one(field, Input).value == pasted
         message = app.query_one(HyperparamForm).error(field[4:])
-        assert "'learning rate of one learning rate of…" in message
+        assert "'learning rate of one learning rate of …" in message
         assert len(message) < 100
         await pilot.press("escape", "q")
 
