@@ -889,10 +889,10 @@ def test_a_clashing_keymap_is_refused_with_a_message(tmp_path):
 @run_async
 async def test_hints_follow_the_keymap(make_app):
     app = make_app()
-    app.set_keymap(parse_keymap("pause=x;step=m;edit=v;restart=ctrl+r;focus-prompt=t"))
+    app.set_keymap(parse_keymap("pause=x;step=m;edit=v;restart=ctrl+r;focus-prompt=y"))
     async with app.run_test(size=SIZE) as pilot:
         await epochs_done(pilot, app)
-        assert "t, then type" in text_of(app, "#prompt-output")
+        assert "y, then type" in text_of(app, "#prompt-output")
         assert app.query_one(HyperparamForm).border_subtitle == "enter applies · ^r restarts"
         await pilot.press("x")
         await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused by x")
