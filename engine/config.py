@@ -264,7 +264,7 @@ def coerce(name: str, value: Any) -> Any:
             return (value,)
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+        raise ConfigError(f"{name}: expected a list of strings, got {_quoted(value)}")
     if isinstance(value, kind) and not isinstance(value, bool):
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -289,6 +289,9 @@ def _quoted(value: Any, limit: int = 40) -> str:
     """repr of a value for a message, cut short: a pasted page must not fill the screen."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+quoted = _quoted  # the form and the checkpoint list quote what was typed the same way
 
 
 def check_field(name: str, value: Any) -> Any:

@@ -28,6 +28,25 @@ def preprocess_lines(text: str, mode: str = "book") -> list[str]:
     return [re.sub("[^A-Za-z]+", " ", line).strip().lower() for line in text.splitlines()]
 
 
+def dropped_letters(text: str, mode: str = "book") -> collections.Counter:
+    """The letters the book's preprocessing drops because they are not A-Z (é, ï, ß, ж...),
+    counted, so that a run can say so instead of losing the accents of "naïve café" unseen."""
+    if mode == "raw":
+        return collections.Counter()
+    return collections.Counter(re.findall(r"[^\W\d_A-Za-z]", text))
+
+
+def dropped_notice(dropped: collections.Counter) -> str | None:
+    """One line about dropped_letters' count, or None when nothing was dropped."""
+    n = sum(dropped.values())
+    if not n:
+        return None
+    shown = " ".join(ch for ch, _ in dropped.most_common(8))
+    more = " …" if len(dropped) > 8 else ""
+    return (f"the book's preprocessing dropped {n:,} letter{'s' if n != 1 else ''} outside "
+            f"a-z ({shown}{more}); --preprocess raw keeps every character")
+
+
 def tokenize(lines: Sequence[str], token: str = "char") -> list[list[str]]:
     """Split lines into word or character tokens."""
     if token == "word":

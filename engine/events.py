@@ -78,6 +78,8 @@ class RunInfo:
     notice: str | None = None
     threads: str = ""   # how torch's thread count is chosen, e.g. "1 thread (--threads 1)"
     val_tokens: int = 0   # of num_tokens, held out at the end for validation
+    # Letters the preprocessing dropped (engine.data.dropped_notice), or None.
+    dropped: str | None = None
 
 
 # Events, in the order they happen; drained by the UI or passed to on_event.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from .checkpoint import PREVIOUS_UNCHANGED, CheckpointError, save_checkpoint
+from .run_index import remember_run_dir
 from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, SampleReady,
                      SettingChanged, Started, Stopped)
 from .rundir import RunDirError, RunLock, check_runs_folder, check_writable
@@ -120,6 +121,7 @@ class RunRecorder:
             self.prepare()
         self.log = RunLog(self.run_dir)
         self._epoch = event.epoch   # the last finished epoch, for records between epochs
+        remember_run_dir(self.run_dir)  # a --run-dir elsewhere: the app's list finds it
         info = event.info
         self._write({"type": "start", "epoch": event.epoch, "config": self.trainer.config.to_dict(),
                      "corpus": info.corpus, "num_chars": info.num_chars,

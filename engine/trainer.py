@@ -31,7 +31,7 @@ from .checkpoint import (Checkpoint, CheckpointError, check_compatible, named_pa
 from .config import ConfigError, TrainConfig
 from .control import RUN, STOP, WAIT, Control
 from .corpus import Corpus, load_text
-from .data import SeqDataLoader, load_corpus
+from .data import SeqDataLoader, dropped_letters, dropped_notice, load_corpus
 from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunInfo, RunState,
                      Sample, SampleReady, SettingChanged, Snapshot, Started, Stopped)
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
@@ -92,6 +92,7 @@ class Trainer:
         corpus = self._corpus or load_text(c.corpus)
         self.corpus = corpus
         tokens, self.vocab = load_corpus(corpus.text, c.max_tokens, c.preprocess)
+        dropped = dropped_notice(dropped_letters(corpus.text, c.preprocess))
         if len(self.vocab) < 3:
             raise ConfigError(
                 f"the corpus {corpus.name!r} has only {len(self.vocab) - 1} distinct character(s) "
@@ -136,9 +137,10 @@ class Trainer:
                             describe(self.device), self.impl.label,
                             sum(p.numel() for p in self.net.parameters()), corpus.notice,
                             self._threads_description(),
-                            val_tokens=len(self._val_tokens))
-        if corpus.notice:
-            self._emit(Notice(corpus.notice))
+                            val_tokens=len(self._val_tokens), dropped=dropped)
+        for notice in (corpus.notice, dropped):
+            if notice:
+                self._emit(Notice(notice))
         if c.detach == "no":
             self._emit(Notice(
                 "detach no: with random sampling the state starts afresh every batch anyway"

@@ -498,7 +498,9 @@ async def test_escape_leaves_an_input_and_the_keys_work_again(make_app):
         await pilot.press("escape")
         assert app.focused is None
         await pilot.press("p")
-        assert app.show_plot and app.query_one("#plot").display
+        assert app.plot_maximized and app.query_one("#plot").display
+        await pilot.press("p")
+        assert not app.plot_maximized
         await pause(pilot, app)
         await pilot.press("q")
 
@@ -596,13 +598,15 @@ async def test_an_error_in_the_worker_is_shown_and_the_app_stays_usable(make_app
 
 
 @run_async
-async def test_a_corpus_notice_becomes_a_notification(make_app, timemachine_corpus):
+async def test_a_corpus_notice_stays_in_the_status_bar(make_app, timemachine_corpus):
     corpus = Corpus("pydoc", timemachine_corpus.text, timemachine_corpus.sha1,
                     notice="Something about this corpus that the user should know.")
     app = make_app(corpus=corpus)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: any("the user should know" in n
-                                          for n in notifications(app)), what="the notice")
+        await wait_for(pilot, lambda: "⚠ Something about this corpus that the user should know."
+                       in text_of(app, "#status-notes"), what="the notice")
+        await epochs_done(pilot, app)
+        assert not notifications(app)  # not a toast over the panels
         await pilot.press("q")
 
 
@@ -658,8 +662,7 @@ async def test_a_recorded_run_is_saved_on_quit_and_resumes(make_app, tmp_path, t
                     autosave_every=1000)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.epoch >= 3)
-        await wait_for(pilot, lambda: any(f"Recording to {run_dir}" in n
-                                          for n in notifications(app)))
+        await wait_for(pilot, lambda: f"recording to {run_dir}" in text_of(app, "#status-notes"))
         await pilot.press("q")  # saving works, so nothing to ask
     assert app.return_code == 0
     assert (run_dir / "metrics.jsonl").is_file()
@@ -668,8 +671,8 @@ async def test_a_recorded_run_is_saved_on_quit_and_resumes(make_app, tmp_path, t
 
     resumed = RnnTuiApp(resume_config(ckpt), timemachine_corpus, resume=ckpt)
     async with resumed.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: any(f"Resumed at epoch {ckpt.epoch}." in n
-                                          for n in notifications(resumed)))
+        await wait_for(pilot, lambda: f"resumed at epoch {ckpt.epoch}" in text_of(
+            resumed, "#status-notes"))
         assert resumed.trainer.snapshot().epoch >= ckpt.epoch
         await pilot.press("q")
     assert resumed.return_code == 0
@@ -820,6 +823,367 @@ async def test_the_header_says_the_thread_count_and_a_change_is_notified(make_ap
         await pilot.pause(0.1)
         assert any(n.startswith("Threads: training with 1 thread instead of 2")
                    and n.endswith("[not markup]") for n in notifications(app))
+def footer(app: RnnTuiApp) -> dict[str, str]:
+    """The footer's keys as shown: description -> key."""
+    from textual.widgets._footer import FooterKey
+    return {k.description: k.key_display for k in app.screen.query(FooterKey)}
+
+
+@run_async
+async def test_the_footer_says_resume_while_paused(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app)
+        await wait_for(pilot, lambda: footer(app).get("Pause") == "space", what="space Pause")
+        assert "Resume" not in footer(app)
+        await pause(pilot, app)
+        await wait_for(pilot, lambda: footer(app).get("Resume") == "space", what="space Resume")
+        assert "Pause" not in footer(app)
+        await pilot.press("space")  # the footer's key does what it says
+        await wait_for(pilot, lambda: state(app) is RunState.TRAINING, what="training again")
+        await wait_for(pilot, lambda: footer(app).get("Pause") == "space", what="space Pause")
+        await pilot.press("q")
+
+
+@run_async
+async def test_in_a_field_the_footer_shows_keys_that_work_there(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: footer(app).get("Help") == "?", what="? Help")
+        await pilot.press("g")
+        await wait_for(pilot, lambda: footer(app).get("Help") == "f1", what="f1 Help in a field")
+        assert "Pause" not in footer(app) and "Quit" not in footer(app)  # typed there
+        await pilot.press("question_mark")
+        assert app.query_one(PromptPanel).prefix == "?" and not isinstance(app.screen, HelpScreen)
+        await pilot.press(footer(app)["Help"])
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: footer(app).get("Help") == "?", what="? Help again")
+        await pilot.press("q")
+
+
+def test_a_clashing_keymap_is_refused_with_a_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+    with pytest.raises(ValueError, match="pause=p: p is already the key of toggle-plot"):
+        parse_keymap("pause=p")
+    with pytest.raises(ValueError, match="x would be the key of both pause and toggle-plot"):
+        parse_keymap("pause=x;toggle-plot=x")
+    with pytest.raises(ValueError, match="tab moves between fields"):
+        parse_keymap("edit=tab")
+    assert parse_keymap("pause=p;toggle-plot=v") == {"pause": "p", "toggle-plot": "v"}
+    with pytest.raises(ValueError, match="already the key of"):
+        RnnTuiApp(SMALL).set_keymap({"help": "h"})
+    # The command refuses it before anything starts.
+    out = subprocess.run([sys.executable, "-m", "tui.cli"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=120, cwd=str(tmp_path),
+                         env={**os.environ, "RNN_TUI_KEYMAP": "pause=p",
+                              "PYTHONPATH": os.path.dirname(os.path.dirname(
+                                  os.path.abspath(__file__)))})
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == ("rnn-tui: error: RNN_TUI_KEYMAP: pause=p: p is already the key "
+                                  "of toggle-plot; choose another key, or move toggle-plot too")
+
+
+@run_async
+async def test_hints_follow_the_keymap(make_app):
+    app = make_app()
+    app.set_keymap(parse_keymap("pause=x;step=m;edit=v;restart=ctrl+r;focus-prompt=y"))
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app)
+        assert "y, then type" in text_of(app, "#prompt-output")
+        assert app.query_one(HyperparamForm).border_subtitle == "enter applies · ^r restarts"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused by x")
+        await wait_for(pilot, lambda: app.query_one("#training").border_subtitle
+                       == "paused · x resumes · m steps", what="the paused hint")
+        assert footer(app).get("Resume") == "x"
+        await pilot.press("question_mark")
+        shown = [str(w.render()) for w in app.screen.query(".help-key")]
+        assert "x" in shown and "m" in shown and "space" not in shown
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_start_up_facts_are_a_line_under_the_header_not_toasts(tmp_path, timemachine_corpus):
+    run_dir = tmp_path / "run"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
+                    autosave_every=1000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await epochs_done(pilot, app)
+        await pilot.pause(0.2)
+        notes = app.query_one("#status-notes")
+        assert notes.display and notes.region.height == 1 and notes.region.y == 1
+        assert text_of(app, "#status-notes") == f"recording to {run_dir}"
+        assert not notifications(app)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_notifications_are_short_and_never_over_the_help_or_a_dialog(make_app):
+    from textual.widgets._toast import Toast
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await epochs_done(pilot, app)
+        await pilot.press("n")  # "n trains one batch while paused; space pauses first."
+        await wait_for(pilot, lambda: any(t.display for t in app.screen.query(Toast)),
+                       what="a toast")
+        assert all(n.timeout <= 6 for n in app._notifications)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.pause(0.2)
+        toasts = app.screen.query(Toast)
+        assert toasts and not any(t.display for t in toasts)  # there, but hidden
+        app.notify("arrives while the help is open")
+        await pilot.pause(0.3)
+        assert not any(t.region for t in app.screen.query(Toast))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: any(t.display and t.region
+                                          for t in app.screen.query(Toast)), what="toasts back")
+        await pilot.press("r")  # the restart dialog
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.pause(0.2)
+        assert not any(t.region for t in app.screen.query(Toast))
+        await pilot.press("escape", "q")
+
+
+@pytest.mark.parametrize("key", ["end", "pagedown", "down", "tab"])
+@run_async
+async def test_the_help_scrolls_at_80x24(make_app, key):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        dialog = app.screen.query_one("#help-dialog")
+        assert dialog.max_scroll_y > 0  # it does not fit: the last rows are below
+        assert dialog.scroll_y == 0
+        await pilot.press(key)
+        await pilot.pause(0.3)
+        assert dialog.scroll_y > 0
+        if key in ("end", "pagedown", "tab"):
+            await pilot.press("end")
+            await pilot.pause(0.3)
+            assert dialog.scroll_y == dialog.max_scroll_y
+            last = app.screen.query_one("#help-remap")
+            assert dialog.region.contains_region(last.region)  # the last line is in view
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_an_invalid_fields_message_is_scrolled_into_view_at_80x24(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        form = app.query_one(HyperparamForm)
+        for field in ("#hp-epochs", "#hp-seed", "#hp-corpus"):
+            app.query_one(field, Input).focus()
+            await pilot.pause(0.1)
+            await pilot.press("ctrl+a", "ctrl+k", *"-x")
+            error = app.query_one(field + "-error")
+            await wait_for(pilot, lambda: error.display and str(error.render()), what="the error")
+            await wait_for(pilot, lambda: form.content_region.contains_region(error.region),
+                           timeout=3, what=f"{field}'s message in view")
+        await pilot.press("escape", "q")
+
+
+@pytest.mark.parametrize("field", ["#hp-lr", "#hp-corpus"])
+@run_async
+async def test_a_huge_paste_is_quoted_short_in_the_message(make_app, field):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        app.query_one(field, Input).focus()
+        await pilot.press("ctrl+a", "ctrl+k")
+        pasted = "learning rate of one " * 720  # 15,120 characters
+        app.query_one(field, Input).post_message(events.Paste(pasted))
+        await pilot.pause(0.3)
+        assert app.query_one(field, Input).value == pasted
+        message = app.query_one(HyperparamForm).error(field[4:])
+        assert "'learning rate of one learning rate of …" in message
+        assert len(message) < 100
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_p_gives_the_full_plot_the_whole_screen_with_a_y_range_from_the_data(make_app):
+    from tui.widgets.perplexity_plot import PerplexityPlot
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await epochs_done(pilot, app, 4)
+        await pilot.press("p")
+        plot = app.query_one(PerplexityPlot)
+        await pilot.pause(0.3)
+        assert plot.region.height >= 22 and plot.region.width == 80  # all but the footer
+        history = plot.history
+        assert len(history) >= 4 and plot.y_ticks
+        assert plot.y_ticks[0] <= min(history) < plot.y_ticks[0] * 1.1  # not 1: the data's
+        assert plot.y_ticks[-1] >= max(history) * 0.95
+        assert len(plot.y_ticks) >= 3  # room for labels
+        # the y axis, named apart from the x label; the way back
+        assert plot.border_title == "Perplexity (log scale) · p or escape goes back"
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not app.plot_maximized and not plot.display  # as it was at 80x24
+        await pilot.press("p", "g")  # a field to type in: back from the plot to the panels
+        assert not app.plot_maximized
+        assert app.focused is app.query_one("#prompt-input", Input)
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_letters_dropped_by_the_preprocessing_are_reported(make_app, tmp_path):
+    corpus = tmp_path / "cafe.txt"
+    corpus.write_text("the naïve café owner said hello to the time traveller\n" * 100,
+                      encoding="utf-8")
+    app = make_app(SMALL.replace(corpus=str(corpus), max_tokens=0))
+    app.corpus = None
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        assert app.info.dropped.startswith("the book's preprocessing dropped 200 letters")
+        await wait_for(pilot, lambda: "⚠ the book's preprocessing dropped 200 letters outside "
+                       "a-z (ï é); --preprocess raw keeps every character"
+                       in text_of(app, "#status-notes"), what="the note")
+        await pilot.press("q")
+
+
+def picker_rows(app) -> dict[str, list[str]]:
+    table = app.screen.query_one("#picker-table")
+    return {str(p): [str(c) for c in table.get_row(str(p))] for p in app.screen.paths}
+
+
+@run_async
+async def test_the_checkpoint_list_marks_this_run_with_its_live_epoch(tmp_path,
+                                                                      timemachine_corpus):
+    from tui.screens.checkpoints import CheckpointPicker
+    from engine.runlog import default_runs_dir
+    run_dir = default_runs_dir() / "this-run"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir),
+                    autosave_every=100_000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await epochs_done(pilot, app, 1)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: (run_dir / "checkpoint.pt").is_file(), what="a save")
+        from engine.checkpoint import load_checkpoint
+        saved = load_checkpoint(run_dir / "checkpoint.pt").epoch
+        await epochs_done(pilot, app, saved + 2)
+        await pause(pilot, app)
+        live = app.last_snapshot.epoch
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker) and app.screen.paths,
+                       what="the list")
+        row = picker_rows(app)[str(run_dir / "checkpoint.pt")]
+        assert row[0] == "● this-run (this run)"
+        assert row[2] == f"{live}/{SMALL.epochs}, saved {saved}"
+        assert "● marks the run training now" in str(app.screen.query_one("#picker-note").render())
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_the_checkpoint_list_finds_runs_written_with_run_dir(make_app, tmp_path,
+                                                                   timemachine_path):
+    from tui.cli import main
+    from tui.screens.checkpoints import CheckpointPicker
+    elsewhere = tmp_path / "my runs" / "[b]first"
+    assert main(["train", "--headless", "--run-dir", str(elsewhere), "--epochs", "1",
+                 "--corpus", str(timemachine_path), "--hidden", "16", "--max-tokens", "2000",
+                 "--batch-size", "8", "--num-steps", "10", "--threads", "1"]) == 0
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker) and app.screen.paths,
+                       what="the list")
+        rows = picker_rows(app)
+        assert rows[str(elsewhere / "checkpoint.pt")][:3] == ["[b]first", "timemachine.txt", "1/1"]
+        assert "and 1 other run directory" in str(app.screen.query_one("#picker-note").render())
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_a_checkpoint_can_be_opened_by_a_typed_path(make_app, tmp_path, timemachine_corpus):
+    from tui.screens.checkpoints import CheckpointPicker
+    run_dir = tmp_path / "typed"
+    first = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir))
+    async with first.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, first, 1)
+        await pilot.press("q")
+    (tmp_path / "run-dirs.txt").write_text("")  # not through the index: typed
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker))
+        app.screen.query_one("#picker-path", Input).focus()
+        await pilot.press(*str(tmp_path / "nothing-here"), "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, CheckpointPicker)
+        assert str(app.screen.query_one("#picker-error").render()).startswith("no file '")
+        app.screen.query_one("#picker-path", Input).value = str(run_dir)  # a run directory
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert str(run_dir / "checkpoint.pt") in app.screen.body
+        await pilot.press("escape", "q")
+
+
+@run_async
+async def test_elapsed_goes_on_from_the_checkpoint_in_the_app(tmp_path, timemachine_corpus):
+    import dataclasses
+
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from engine.trainer import resume_config
+    run_dir = tmp_path / "run"
+    app = RnnTuiApp(SMALL, timemachine_corpus, record=True, run_dir=str(run_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        await epochs_done(pilot, app, 1)
+        await pilot.press("q")
+    ckpt = dataclasses.replace(load_checkpoint(run_dir / "checkpoint.pt"), elapsed=3725.0)
+    resumed = RnnTuiApp(resume_config(ckpt), timemachine_corpus, resume=ckpt)
+    async with resumed.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: resumed.last_snapshot is not None
+                       and resumed.last_snapshot.epoch >= ckpt.epoch, what="the resumed run")
+        await pilot.pause(0.3)
+        assert re.search(r"elapsed\s+1:02:", text_of(resumed, "#stats"))
+        await pilot.press("q")
+
+
+@run_async
+async def test_a_long_generation_scrolls_in_the_prompt_panel(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.info is not None)
+        app.query_one("#prompt-length", Input).value = "500"
+        await pilot.press("g", *"time")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None
+                       and len(prompt.prediction.text) == 500, what="500 characters")
+        await pilot.pause(0.3)
+        output, scroll = app.query_one("#prompt-output"), app.query_one("#prompt-scroll")
+        needed = -(-len("time" + prompt.prediction.text) // output.content_size.width)
+        assert output.region.height >= needed - 2 > 6  # nothing cut off (wraps drop spaces)...
+        assert scroll.region.height <= 6 and scroll.max_scroll_y > 0  # ...it scrolls
+        scroll.scroll_end(animate=False)
+        await pilot.pause(0.2)
+        assert scroll.scroll_y == scroll.max_scroll_y == output.region.height - scroll.region.height
+        await pilot.press("escape", "q")
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (50, 16)])
+@run_async
+async def test_every_footer_key_is_inside_the_screen(make_app, size):
+    from textual.widgets._footer import FooterKey
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await epochs_done(pilot, app)
+        await wait_for(pilot, lambda: "Quit" in footer(app) and all(
+            k.region.width for k in app.screen.query(FooterKey)), what="the footer laid out")
+        keys = list(app.screen.query(FooterKey))
+        assert {"Pause", "Help", "Quit"} <= {k.description for k in keys}
+        for key in keys:
+            assert key.region.width and key.region.right <= size[0], (key.description, key.region)
+        if size == (80, 24):  # everything fits there
+            assert {"Restart", "Save", "Plot", "palette"} <= {k.description for k in keys}
+        await pilot.resize_terminal(100, 30)
+        await wait_for(pilot, lambda: "palette" in footer(app), what="the wider footer")
         await pilot.press("q")
 
 

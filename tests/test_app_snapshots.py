@@ -129,11 +129,19 @@ def test_help_screen(snap_compare, size):
 
 
 @SIZES
+def test_full_plot(snap_compare, size):
+    async def plot(pilot):
+        await until_ready(pilot)
+        await pilot.press("p")  # the whole screen
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=plot)
+
+
+@SIZES
 def test_prompt_and_plot(snap_compare, size):
     async def prompt(pilot):
         await until_ready(pilot)
-        if not pilot.app.show_plot:  # shown from the start in a tall terminal
-            await pilot.press("p")
         await pilot.press("g", *"Time tr")
         app, prompt = pilot.app, pilot.app.query_one("#prompt")
         # Until the answer to the whole prefix is in (typing may outlast the debounce).

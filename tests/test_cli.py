@@ -96,3 +96,44 @@ def test_console_script_has_help_and_no_traceback(tmp_path):
     bad = subprocess.run([*exe, "train", "--headless", "--corpus", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["train"], ["--hidden", "64"]])
+def test_the_app_without_a_terminal_refuses_and_names_headless(args):
+    """stdout a pipe (or stdin not a terminal): no escape codes into the pipe, no hidden run."""
+    out = subprocess.run([sys.executable, "-m", "tui.cli", *args], stdin=subprocess.DEVNULL,
+                         capture_output=True, timeout=120, cwd=os.path.dirname(os.path.dirname(
+                             os.path.abspath(__file__))))
+    assert out.returncode == 2
+    assert out.stdout == b""  # not a single escape code
+    err = out.stderr.decode()
+    assert "needs a terminal" in err and "rnn-tui train --headless" in err
+    assert "Traceback" not in err and "\x1b" not in err
+
+
+def test_headless_says_how_many_letters_the_preprocessing_dropped(capsys, tmp_path):
+    corpus = tmp_path / "cafe.txt"
+    corpus.write_text("the naïve café owner said hello to the time traveller\n" * 40,
+                      encoding="utf-8")
+    assert headless("--epochs", "1", "--corpus", str(corpus), *FAST) == 0
+    err = capsys.readouterr().err
+    assert ("notice: the book's preprocessing dropped 80 letters outside a-z (ï é); "
+            "--preprocess raw keeps every character") in err
+    assert headless("--epochs", "1", "--corpus", str(corpus), "--preprocess", "raw", *FAST) == 0
+    assert "dropped" not in capsys.readouterr().err
+
+
+def test_elapsed_goes_on_from_the_checkpoint_on_resume(capsys, tmp_path, timemachine_path):
+    """A resumed run's elapsed time is the run's, not this session's (headless and app)."""
+    import dataclasses
+
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    run = tmp_path / "run"
+    assert headless("--epochs", "2", "--corpus", str(timemachine_path), "--run-dir", str(run),
+                    *FAST) == 0
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    save_checkpoint(run / "checkpoint.pt", dataclasses.replace(ckpt, elapsed=3725.0))
+    capsys.readouterr()
+    assert headless("--resume", str(run / "checkpoint.pt"), "--epochs", "3") == 0
+    out = capsys.readouterr().out
+    assert "1:02:0" in out  # 3725 s and a little more: 1:02:05 or so, never 0:00

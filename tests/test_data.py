@@ -132,3 +132,14 @@ def test_load_corpus_works_piece_by_piece(monkeypatch):
     monkeypatch.setattr(data, "PIECE_CHARS", 3)
     got, _ = load_corpus(text, 0)
     assert torch.equal(got, want) and got.tolist() == book_reference(text, "book")[0]
+
+
+def test_the_book_preprocessing_says_which_letters_it_drops():
+    from engine.data import dropped_letters, dropped_notice
+    text = "Naïve café, Straße: 1 — ok"
+    assert dropped_letters(text) == {"ï": 1, "é": 1, "ß": 1}
+    assert "".join(preprocess_lines(text)) == "na ve caf stra e ok"  # what the book keeps
+    assert dropped_notice(dropped_letters(text)) == (
+        "the book's preprocessing dropped 3 letters outside a-z (ï é ß); "
+        "--preprocess raw keeps every character")
+    assert dropped_letters(text, "raw") == {} and dropped_notice(dropped_letters("plain")) is None

@@ -25,7 +25,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from engine.config import LIVE_FIELDS, ConfigError, TrainConfig
@@ -39,7 +39,8 @@ from engine.watch import READ_ONLY
 from engine.text import printable
 
 from . import format as fmt
-from .bindings import APP_BINDINGS, TYPED_ACTIONS, keymap_from_env
+from .bindings import (APP_BINDINGS, check_clashes, hint, key_name, keymap_from_env,
+                       typed_actions)
 from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
 from .paths import STYLESHEET
@@ -47,6 +48,9 @@ from .screens.confirm import ConfirmScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
 from .screens.runs import RunsScreen
+from .screens.hidden_units import HiddenUnitsScreen
+from .screens.surprise import SurpriseScreen
+from .widgets.footer import FittingFooter
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
 from .widgets.perplexity_plot import PerplexityPlot
 from .widgets.prompt_panel import PromptPanel
@@ -80,6 +84,7 @@ class RnnTuiApp(App[int]):
     COMMANDS = App.COMMANDS | {TrainingCommands}
     AUTO_FOCUS = None  # no input takes the keys until the user asks (g, e, tab, a click)
     VERTICAL_BREAKPOINTS = [(0, "-short"), (PLOT_MIN_HEIGHT, "-tall")]
+    NOTIFICATION_TIMEOUT = 4  # short: at 80x24 a toast covers a good part of the screen
 
     show_plot: reactive[bool] = reactive(False)
 
@@ -124,6 +129,17 @@ class RnnTuiApp(App[int]):
         self.run_roots: list = []  # directories added in the run browser, for this session
         self._failures_shown = 0
         self.crash: BaseException | None = None  # an unexpected error that ended the app
+        self._typed_actions = typed_actions({})
+
+    def set_keymap(self, keymap: dict[str, str]) -> None:
+        """Textual's, refusing (ValueError) a keymap that gives two actions one key."""
+        check_clashes(keymap)
+        super().set_keymap(keymap)
+        self._typed_actions = typed_actions(self._keymap)
+
+    def key(self, binding_id: str) -> str:
+        """The key of an entry of the key table, as shown (for hints: "space resumes")."""
+        return key_name(self, binding_id)
 
     # ---- layout ------------------------------------------------------------------------------
 
@@ -137,7 +153,7 @@ class RnnTuiApp(App[int]):
             with Vertical(id="right"):
                 yield PromptPanel(id="prompt")
                 yield HyperparamForm(self.config, devices=self._devices, id="hyperparams")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         # The full curve starts shown where there is room for it; p toggles it.
@@ -145,6 +161,7 @@ class RnnTuiApp(App[int]):
         self.query_one("#plot").display = self.show_plot
         self.screen.set_class(self.show_plot, "-plot")
         self.query_one(StatusBar).waiting = LOADING_TORCH if "torch" not in sys.modules else LOADING_MODEL
+        self.watch(self.screen, "maximized", self._maximized_changed, init=False)
         # The first frame goes out before the training thread starts importing torch.
         self.call_after_refresh(self.start_training)
         self.set_interval(POLL_INTERVAL_S, self.poll)
@@ -223,7 +240,7 @@ class RnnTuiApp(App[int]):
         if event.worker is self.train_worker and event.state == WorkerState.ERROR:
             self.query_one(StatusBar).state = RunState.ERROR
             self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}",
-                        title="Training stopped with an error", severity="error", timeout=30,
+                        title="Training stopped with an error", severity="error", timeout=10,
                         markup=False)
 
     def ask_trainer_to_stop(self) -> None:
@@ -292,7 +309,7 @@ class RnnTuiApp(App[int]):
         samples = self.query_one(SamplesPanel)
         samples.samples = snap.samples
         samples.every = snap.sample_every
-        if self.show_plot:
+        if self.show_plot or self.plot_maximized:
             plot = self.query_one(PerplexityPlot)
             plot.stride = snap.history_stride
             plot.history = snap.history
@@ -320,21 +337,21 @@ class RnnTuiApp(App[int]):
             self.notify(f"Watching {self.trainer.path} (read-only: the run trains elsewhere)",
                         title="Watch", timeout=6, markup=False)
         elif isinstance(event, Started):
-            if event.epoch:
-                self.notify(f"Resumed at epoch {event.epoch}.", title="Checkpoint", timeout=6)
+            notes = []
             if self.recorder is not None and self.recorder.run_dir is not None:
-                self.notify(f"Recording to {self.recorder.run_dir}", title="Run", timeout=6,
-                            markup=False)
+                notes.append((f"recording to {fmt.home(self.recorder.run_dir)}", False))
             lock = self.recorder.lock if self.recorder is not None else None
             if lock is not None and lock.taken_over:
-                self.notify(f"Took over {lock.directory} from a run that ended without "
-                            f"letting go of it (PID {lock.taken_over}).", title="Run", timeout=8,
-                            markup=False)
+                notes.append((f"took over {lock.directory} from a run that ended without "
+                              f"letting go of it (PID {lock.taken_over})", True))
+            if event.epoch:
+                notes.append((f"resumed at epoch {event.epoch}", False))
+            self.add_notes(*notes)
         elif isinstance(event, Notice):
-            corpus = event.topic == "corpus"
-            self.notify(event.message, title=event.topic.capitalize(),
-                        severity="warning" if corpus else "information",
-                        timeout=15 if corpus else 8, markup=False)
+            if event.topic == "threads":  # a change during the run: worth a toast
+                self.notify(event.message, title="Threads", timeout=6, markup=False)
+            else:  # a fact of the run, in the line under the header
+                self.add_notes((event.message, True))
         elif isinstance(event, SettingChanged):
             label = SPECS[event.name].label if event.name in SPECS else event.name
             self.notify(f"{label}: {show_value(event.old)} → {show_value(event.new)}",
@@ -342,15 +359,21 @@ class RnnTuiApp(App[int]):
         elif isinstance(event, Finished):
             self.notify(f"{event.epoch} epochs · perplexity {fmt.number(event.perplexity, 4)} · "
                         f"{fmt.rate(event.tokens_per_sec)}", title="Training finished",
-                        timeout=8, markup=False)
+                        timeout=6, markup=False)
         elif isinstance(event, Diverged):
-            self.notify(f"{event.message} Press h to halve the learning rate and resume.",
+            self.notify(f"{event.message} Press {self.key('halve-lr')} to halve the learning "
+                        "rate and resume.",
                         title="Training diverged", severity="error", timeout=10, markup=False)
         elif isinstance(event, Failed):
             self.notify(event.message, title="Training stopped with an error", severity="error",
                         timeout=10, markup=False)
         elif isinstance(event, (EpochDone, SampleReady)):
             pass  # the snapshot carries these
+
+    def add_notes(self, *notes: tuple[str, bool]) -> None:
+        """Facts of this run for the status bar's second line, instead of notifications."""
+        bar = self.query_one(StatusBar)
+        bar.notes = bar.notes + tuple(n for n in notes if n not in bar.notes)
 
     # ---- the prompt ------------------------------------------------------------------------
 
@@ -423,11 +446,11 @@ class RnnTuiApp(App[int]):
                 self.notify(f"The run finished at epoch {done}; more epochs than that train on.",
                             title="Epochs", timeout=6)
         elif message.name == "epochs" and state in ENDED:
-            self.notify("This run has ended; the new number of epochs counts from a restart (r).",
-                        title="Epochs", timeout=6)
+            self.notify("This run has ended; the new number of epochs counts from a restart "
+                        f"({self.key('restart')}).", title="Epochs", timeout=6)
         elif message.name == "lr" and state is RunState.DIVERGED:
-            self.notify("space resumes training from the last good epoch.", title="Diverged",
-                        timeout=6)
+            self.notify(f"{self.key('pause')} resumes training from the last good epoch.",
+                        title="Diverged", timeout=6)
         self.set_timer(0.05, self.poll)
 
     @on(RestartRequested)
@@ -463,6 +486,7 @@ class RnnTuiApp(App[int]):
                 self.corpus = None  # load the new one by name or path
             self.config = config
             self.query_one(StatusBar).info = None
+            self.query_one(StatusBar).notes = ()
             self.query_one(TrainingPanel).snapshot = None
             self.query_one(SamplesPanel).samples = ()
             self.query_one(PerplexityPlot).history = ()
@@ -483,7 +507,12 @@ class RnnTuiApp(App[int]):
         if isinstance(self.screen, ModalScreen) and action != "quit":
             return False
         # A focused input types these keys: hide them from the footer, which then shows escape.
-        if action in TYPED_ACTIONS and isinstance(self.focused, Input):
+        if action in self._typed_actions and isinstance(self.focused, Input):
+            return False
+        # One key, two names: the footer says Resume while training waits.
+        if action == "toggle_pause" and self._state() in HALTED:
+            return False
+        if action == "resume" and self._state() not in HALTED:
             return False
         if action == "leave_input" and self.focused is None:
             return False
@@ -513,16 +542,20 @@ class RnnTuiApp(App[int]):
         if self.trainer is None or self.refused_read_only():
             return
         if self._state() is RunState.FINISHED:
-            self.notify("Training has finished; raise epochs (e) to train on, or r starts a "
-                        "new run.", timeout=4)
+            self.notify(f"Training has finished; raise epochs ({self.key('edit')}) to train "
+                        f"on, or {self.key('restart')} starts a new run.", timeout=4)
             return
         if self._state() in ENDED:
-            self.notify(f"Training has {self._state().value}; r starts a new run.", timeout=4)
+            self.notify(f"Training has {self._state().value}; {self.key('restart')} starts a "
+                        "new run.", timeout=4)
             return
         self.trainer.toggle_pause()
         # The trainer changes state at its next batch boundary; look again soon.
         for delay in (0.02, 0.06):
             self.set_timer(delay, self.poll)
+
+    def action_resume(self) -> None:
+        self.action_toggle_pause()
 
     def action_step(self) -> None:
         if self.trainer is None or self.refused_read_only():
@@ -531,7 +564,8 @@ class RnnTuiApp(App[int]):
             self.action_toggle_pause()  # says how to go on
             return
         if self._state() not in HALTED:
-            self.notify("n trains one batch while paused; space pauses first.", timeout=4)
+            self.notify(f"{self.key('step')} trains one batch while paused; {self.key('pause')} "
+                        "pauses first.", timeout=4)
             return
         self.trainer.step(1)
         self.set_timer(0.05, self.poll)
@@ -543,7 +577,7 @@ class RnnTuiApp(App[int]):
             config, diff = self.new_config()
         except ConfigError as e:
             self.notify(str(e), title="Cannot restart with these settings", severity="error",
-                        timeout=8, markup=False)
+                        timeout=6, markup=False)
             return
         snap = self.last_snapshot
         progress = (f" (epoch {snap.epoch} of {snap.epochs})" if snap is not None and snap.epoch
@@ -621,6 +655,8 @@ class RnnTuiApp(App[int]):
     def focus_now(self, selector: str) -> None:
         # Not Widget.focus(), which defers the change until after the keys already queued.
         widget = self.query_one(selector, Input)
+        if widget.screen.maximized is not None:  # the field is under the full-screen plot
+            widget.screen.minimize()
         widget.screen.set_focus(widget)
 
     def on_key(self, event: events.Key) -> None:
@@ -637,8 +673,30 @@ class RnnTuiApp(App[int]):
             event.stop()
             focused.post_message(events.Key(event.key, event.character))
 
+    @property
+    def plot_maximized(self) -> bool:
+        return self.is_running and self.screen.maximized is self.query_one(PerplexityPlot)
+
     def action_toggle_plot(self) -> None:
-        self.show_plot = not self.show_plot
+        """p gives the full curve the whole screen (the footer stays); p or escape goes back."""
+        plot = self.query_one(PerplexityPlot)
+        if self.screen.maximized is plot:
+            self.screen.minimize()
+            return
+        plot.display = True
+        if self.last_snapshot is not None:
+            plot.stride = self.last_snapshot.history_stride
+            plot.history = self.last_snapshot.history
+        self.set_focus(None)
+        self.screen.maximize(plot, container=False)
+
+    def _maximized_changed(self, widget) -> None:
+        plot = self.query_one(PerplexityPlot)
+        if widget is not plot:  # back from the full screen (p or escape): the panel as it was
+            plot.display = self.show_plot
+        # In the title: the subtitle holds the curves' legend.
+        plot.border_title = "Perplexity (log scale)" + (
+            hint(self, " · {toggle_plot} or escape goes back") if widget is plot else "")
 
     def watch_show_plot(self, show: bool) -> None:
         if not self.is_running:
@@ -696,7 +754,7 @@ class RnnTuiApp(App[int]):
         snap = self.last_snapshot
         if self.trainer is None or snap is None or snap.state in (RunState.STOPPED,
                                                                   RunState.ERROR):
-            self.notify("No run to change; r starts a new one.", timeout=4)
+            self.notify(f"No run to change; {self.key('restart')} starts a new one.", timeout=4)
             return
         self.trainer.set_lr(snap.lr / 2)  # the trainer's SettingChanged is shown when applied
         if snap.state is RunState.DIVERGED:
@@ -735,13 +793,19 @@ class RnnTuiApp(App[int]):
         """Pick a saved checkpoint and continue its run (after a confirmation)."""
         if self.refused_read_only():
             return
-        from .screens.checkpoints import CheckpointPicker
+        from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
+
+        from .screens.checkpoints import CheckpointPicker, CurrentRun
 
         def chosen(path) -> None:
             if path is not None:
                 self.open_checkpoint(path)
 
-        self.push_screen(CheckpointPicker(default_runs_dir()), chosen)
+        current = None
+        if self.recorder is not None and self.recorder.checkpoint_path is not None:
+            epoch = self.last_snapshot.epoch if self.last_snapshot is not None else 0
+            current = CurrentRun(self.recorder.checkpoint_path, epoch)
+        self.push_screen(CheckpointPicker(default_runs_dir(), current), chosen)
 
     def open_checkpoint(self, path) -> None:
         """Continue the checkpoint at `path`, after a confirmation (the picker and the run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+import os
 
 
 def duration(seconds: float | None) -> str:
@@ -62,3 +63,10 @@ def visible(ch: str) -> str:
 def visible_text(text: str) -> str:
     """A whole text with every character made visible as visible() does (spaces stay spaces)."""
     return "".join(visible(ch) for ch in text)
+def home(path) -> str:
+    """A path with the home directory as ~: shorter, so it fits a line."""
+    text = str(path)
+    user = os.path.expanduser("~")
+    if user not in ("", "/", "~") and (text == user or text.startswith(user + os.sep)):
+        return "~" + text[len(user):]
+    return text

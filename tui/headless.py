@@ -12,8 +12,8 @@ import signal
 import sys
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                           TextColumn, TimeRemainingColumn)
 from rich.text import Text
 
 from engine.checkpoint import Checkpoint, resume_config
@@ -23,6 +23,7 @@ from engine.events import Diverged, EpochDone, Notice, RunState, SampleReady
 from engine.text import printable
 from engine.trainer import Trainer
 
+from . import format as fmt
 
 def plain(text: str, style: str = "", multiline: bool = False) -> Text:
     """Text from a corpus, a checkpoint, a file name or an error message, as rich prints it
@@ -37,6 +38,14 @@ def sample_line(sample) -> Text:
     if getattr(sample, "memorized", None) is not None:  # how much was copied from training
         line.append(f"  {sample.memorized:.0%} seen", style="dim")
     return line
+
+
+class RunTimeColumn(ProgressColumn):
+    """The run's training time: a resumed run goes on from its checkpoint's, not from 0."""
+
+    def render(self, task) -> Text:
+        seconds = task.fields.get("before", 0.0) + (task.elapsed or 0.0)
+        return Text(fmt.duration(seconds), style="progress.elapsed")
 
 
 def nothing_to_train(resume: Checkpoint, config: TrainConfig) -> str | None:
@@ -67,7 +76,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         return 2
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),
+        TextColumn("{task.fields[stats]}"), RunTimeColumn(), TextColumn("eta"),
         TimeRemainingColumn(), console=console, transient=False)
     task = None
 
@@ -83,7 +92,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
         elif isinstance(event, Diverged):
             trainer.stop()  # nobody is there to lower the learning rate and resume
         elif isinstance(event, Notice):
-            err.print(Text.assemble(("notice:", "yellow"), " ", plain(event.message)))
+            err.print(Text.assemble(("notice: ", "yellow"), plain(event.message)), soft_wrap=True)
 
     trainer = Trainer(config, on_event=on_event, resume=resume)
     # A write that fails mid-run stops it: nobody is there to free space and go on.
@@ -132,7 +141,7 @@ def run_headless(config: TrainConfig, resume: Checkpoint | None = None,
     try:
         with progress:
             task = progress.add_task("epoch", total=config.epochs, completed=trainer.snapshot().epoch,
-                                     stats="")
+                                     stats="", before=trainer.snapshot().elapsed)
             snap = trainer.run()
     finally:
         for sig, handler in previous.items():

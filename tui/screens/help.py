@@ -20,20 +20,35 @@ FIELD_KEYS = (
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help-close")]
+    """Scrolls where it does not fit (80x24): up/down, page keys, home/end, tab/shift+tab."""
+
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help-close"),
+                Binding("tab", "page(1)", "Next page", show=False),
+                Binding("shift+tab", "page(-1)", "Previous page", show=False)]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog") as dialog:
             dialog.border_title = "Keys"
-            dialog.border_subtitle = "escape closes"
+            dialog.border_subtitle = "↑↓ pgup pgdn scroll · escape closes"
             for section, rows in self.sections():
                 yield Static(section, classes="help-section", markup=False)
                 with Grid(classes="help-keys"):
                     for keys, text in rows:
                         yield Static(keys, classes="help-key", markup=False)
                         yield Static(text, classes="help-text", markup=False)
-            yield Static(f"Remap a key by its id: {KEYMAP_ENV}=\"pause=p;quit=ctrl+q\". Ids: "
+            yield Static(f"Remap a key by its id: {KEYMAP_ENV}=\"pause=x;quit=ctrl+q\". Ids: "
                          f"{', '.join(k.id for k in KEYS)}.", id="help-remap", markup=False)
+
+    def on_mount(self) -> None:
+        # The scrolling dialog takes the keys: up, down, pageup, pagedown, home and end.
+        self.query_one("#help-dialog").focus()
+
+    def action_page(self, direction: int) -> None:
+        dialog = self.query_one("#help-dialog", VerticalScroll)
+        if direction > 0:
+            dialog.scroll_page_down(animate=False)
+        else:
+            dialog.scroll_page_up(animate=False)
 
     def sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         keymap = getattr(self.app, "_keymap", {}) or {}

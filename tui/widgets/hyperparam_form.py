@@ -20,9 +20,11 @@ from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.config import FIELD_TYPES, LIVE_FIELDS, SETTINGS, ConfigError, Kind, TrainConfig, check_field
+from engine.config import (FIELD_TYPES, LIVE_FIELDS, SETTINGS, ConfigError, Kind, TrainConfig,
+                           check_field, quoted)
 from engine.text import printable
 
+from ..bindings import hint
 from ..messages import LiveSettingChanged, RestartRequested
 from .ordered_input import OrderedInput
 
@@ -72,9 +74,12 @@ def check(name: str, text: str) -> Any:
         raise ConfigError(label + message[len(name):] if message.startswith(name)
                           else message) from None
     if name == "corpus" and value not in NAMED_CORPORA:
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"corpus: no file {value!r} (or use timemachine or pydoc)")
+        try:
+            found = Path(value).expanduser().is_file()
+        except (OSError, ValueError):  # a name too long for the system, a NUL byte
+            found = False
+        if not found:
+            raise ConfigError(f"corpus: no file {quoted(value)} (or use timemachine or pydoc)")
     return value
 
 
@@ -118,12 +123,14 @@ class HyperparamForm(VerticalScroll):
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "Hyperparameters"
-        self.border_subtitle = "enter applies · r restarts"
         self.set_reactive(HyperparamForm.config, config)
         self.set_reactive(HyperparamForm.live, {n: getattr(config, n) for n in LIVE_FIELDS})
         self.set_reactive(HyperparamForm.devices, devices)
         self._errors: dict[str, str] = {}
         self.can_focus = False
+
+    def on_mount(self) -> None:
+        self.border_subtitle = hint(self.app, "enter applies · {restart} restarts")
 
     def compose(self) -> ComposeResult:
         yield Static("live · apply between batches", classes="hp-section")
@@ -177,6 +184,8 @@ class HyperparamForm(VerticalScroll):
         error.update(printable(message))  # it quotes what was typed
         self._errors[name] = message
         row.set_class(bool(message), "-invalid")
+        if message and row.has_focus_within:  # the message, under the field, in view
+            self.call_after_refresh(row.scroll_visible, animate=False)
         if name not in LIVE_FIELDS:
             row.set_class(not message and value != getattr(self.config, name), "-changed")
         else:

@@ -12,22 +12,32 @@ from textual_plotext import PlotextPlot
 MAX_POINTS = 1000
 
 
-def log_ticks(top: float, rows: int = 40, most: int = 5) -> list[float]:
-    """Round perplexities from 1 to about `top`, evenly spread on a log axis `rows` high.
+def floor2(x: float) -> float:
+    """x rounded down to two significant digits: 1.26 -> 1.2, 37 -> 37, 0.0123 -> 0.012."""
+    e = math.floor(math.log10(x)) - 1
+    return float(f"{math.floor(x / 10.0 ** e + 1e-9) * 10.0 ** e:.3g}")
+
+
+def log_ticks(top: float, rows: int = 40, most: int = 5, bottom: float = 1.0) -> list[float]:
+    """Round perplexities from `bottom` to about `top`, evenly spread on a log axis `rows`
+    high. The axis starts at `bottom` (the curve's lowest value, rounded down), so the late
+    gains (1.5 to 1.1) fill the plot instead of its bottom rows.
 
     At most one label every other row: plotext draws labels that share a row over each other,
     and which one shows then changes from run to run (it goes through a set of strings)."""
-    nice = [m * 10.0 ** e for e in range(16) for m in (1, 1.5, 2, 3, 5)]
-    fit = [t for t in nice if t <= top * 1.05] + [float(f"{top:.2g}")]
-    targets = [math.log10(top) * i / (most - 1) for i in range(most)]
+    bottom = floor2(bottom)
+    lo = math.log10(bottom)
+    nice = [m * 10.0 ** e for e in range(-3, 16) for m in (1, 1.5, 2, 3, 5)]
+    fit = [bottom] + [t for t in nice if bottom < t <= top * 1.05] + [float(f"{top:.2g}")]
+    targets = [lo + (math.log10(top) - lo) * i / (most - 1) for i in range(most)]
     ticks = sorted({min(fit, key=lambda t: abs(math.log10(t) - x)) for x in targets})
-    span = math.log10(top * 1.05) or 1.0
+    span = (math.log10(top * 1.05) - lo) or 1.0
     kept: list[tuple[int, float]] = []  # (row, tick), from the bottom up
     for t in ticks:
-        row = round(math.log10(t) / span * (rows - 1))
+        row = round((math.log10(t) - lo) / span * (rows - 1))
         if kept and row - kept[-1][0] < 2:  # too close to the label below
             if t != ticks[-1] or len(kept) == 1:
-                continue  # dropped (1, at the bottom, always stays)
+                continue  # dropped (the bottom one always stays)
             kept.pop()  # the top label replaces the one below it
         kept.append((row, t))
     return [t for _, t in kept]
@@ -54,10 +64,13 @@ class PerplexityPlot(PlotextPlot):
     history: reactive[tuple[float, ...]] = var(())
     val_history: reactive[tuple[float, ...]] = var(())  # validation, when a part is held out
     stride: reactive[int] = var(1)
+    y_ticks: tuple[float, ...] = ()  # the perplexities labelled on the y axis, bottom up
+
+    ALLOW_MAXIMIZE = True  # p gives it the whole screen
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.border_title = "Perplexity"
+        self.border_title = "Perplexity (log scale)"
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -76,8 +89,7 @@ class PerplexityPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.xlabel("epoch")
-        plt.ylabel("perplexity")
+        plt.xlabel("epoch")  # the y axis is named in the title: plotext puts both on one line
         h = self.history
         if not h:
             plt.title("waiting for the first epoch")
@@ -89,7 +101,9 @@ class PerplexityPlot(PlotextPlot):
         # Log scale, as the sparkline: the late gains (1.5 to 1.1) show as well as the early
         # fall (28 to 10), and a blown-up epoch (1e12) does not flatten the rest. Plotted as
         # log10 on a linear axis, labelled in perplexity (plotext's own log axis mislabels).
-        top = max(max(ys + vys), 1.1)
+        # The y range is the data's: from the lowest perplexity (rounded down) to the highest.
+        bottom = floor2(max(min(ys + vys), 1.0))
+        top = max(max(ys + vys), bottom * 1.1)
         if v:  # first, so that training's curve is drawn whole over it
             plt.plot(vxs, [math.log10(max(y, 1.0)) for y in vys], marker="dot", color="orange")
         plt.plot(xs, [math.log10(max(y, 1.0)) for y in ys], marker="hd", color="cyan")
@@ -97,10 +111,12 @@ class PerplexityPlot(PlotextPlot):
         legend = LEGEND if v else ""
         if self.border_subtitle != legend:
             self.border_subtitle = legend
-        plt.ylim(0, math.log10(top) * 1.05)  # perplexity is 1 at best
+        lo = math.log10(bottom)
+        plt.ylim(lo, lo + (math.log10(top) - lo) * 1.05)
         # The rows of the plotting area: the widget less its frame and x-axis lines.
-        ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))
+        ticks = log_ticks(top, rows=max(2, self.content_size.height - 4), bottom=bottom)
         plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
+        self.y_ticks = tuple(ticks)
         last = max(2, xs[-1])
         plt.xlim(1, last)
         ticks = sorted({round(1 + i * (last - 1) / 4) for i in range(5)})  # whole epochs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive, var
 from textual.timer import Timer
@@ -15,6 +15,7 @@ from engine.sampling import Sampling
 from engine.text import printable
 
 from .. import format as fmt
+from ..bindings import hint
 from ..messages import PredictionRequested
 from .ordered_input import OrderedInput
 from .sampling_input import SamplingInput
@@ -66,7 +67,9 @@ class PromptPanel(Vertical):
                                         "temperature T, top-k K, top-p P or power A; ctrl+t "
                                         "switches, up and down change the number")
             yield Static("ctrl+t", id="prompt-mode", markup=False)
-        yield Static(id="prompt-output", markup=False)
+        # A long continuation (up to 500 characters) scrolls instead of being cut off.
+        with VerticalScroll(id="prompt-scroll"):
+            yield Static(id="prompt-output", markup=False)
         yield Static(id="prompt-unknown", markup=False)
         yield TopChars(id="top-chars")
 
@@ -150,9 +153,9 @@ class PromptPanel(Vertical):
         elif p is None and self.prefix:  # the first answer is on its way
             output.update(Content.assemble(*self.tail(self.prefix, room), ("…", "$text-muted")))
         elif p is None:
-            output.update(Content.styled(
-                "g, then type: the model continues your text as you type, with the odds of the "
-                "next character.", "$text-muted"))
+            output.update(Content.styled(hint(
+                self.app, "{focus_prompt}, then type: the model continues your text as you "
+                "type, with the odds of the next character."), "$text-muted"))
         else:
             output.update(self.render_prediction(p, room))
         top.top = p.top if p is not None else ()

@@ -1,9 +1,13 @@
-"""The top line: what is training on what, and in which state."""
+"""The top line: what is training on what, and in which state; under it, the run's notes.
+
+The notes (where the run is recorded, a resumed epoch, a corpus fallback, characters the
+preprocessing dropped) stay in a line of their own rather than in notifications, which at
+80x24 would cover half the screen."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.reactive import reactive, var
 from textual.widgets import Static
@@ -26,8 +30,9 @@ def state_label(state: RunState) -> str:
     return STATE_LABELS.get(state, str(state.value))
 
 
-class StatusBar(Horizontal):
-    """`rnn-tui │ corpus · chars · vocab │ device │ implementation` and a state badge."""
+class StatusBar(Vertical):
+    """`rnn-tui │ corpus · chars · vocab │ device │ implementation` and a state badge; a second
+    line for the run's notes, shown only when there are some."""
 
     _ready = False  # set on mount: watchers run before the children exist
 
@@ -35,15 +40,35 @@ class StatusBar(Horizontal):
     state: reactive[RunState] = var(RunState.READY)
     waiting: reactive[str] = var("loading the corpus and building the model…")  # until info
     threads: reactive[int] = var(0)   # torch threads training uses (0: not shown)
+    # (text, is_warning) pairs; warnings come first.
+    notes: reactive[tuple[tuple[str, bool], ...]] = var(())
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status-run", markup=False)
-        yield Static(id="status-state", markup=False)
+        with Horizontal(id="status-line"):
+            yield Static(id="status-run", markup=False)
+            yield Static(id="status-state", markup=False)
+        yield Static(id="status-notes", markup=False)
 
     def on_mount(self) -> None:
         self._ready = True
         self._render_run()
         self._render_state()
+        self._render_notes()
+
+    def watch_notes(self) -> None:
+        self._render_notes()
+
+    def _render_notes(self) -> None:
+        if not self._ready:
+            return
+        line = self.query_one("#status-notes", Static)
+        notes = sorted(self.notes, key=lambda n: not n[1])
+        line.display = bool(notes)
+        parts = [Content.styled(("⚠ " if warn else "") + text,
+                                "$text-warning" if warn else "$text-muted")
+                 for text, warn in notes]
+        line.update(Content(" · ").join(parts))
+        line.tooltip = "\n".join(text for text, _ in notes) or None
 
     def on_resize(self) -> None:
         if self._ready:

@@ -18,15 +18,17 @@ from engine.text import printable
 
 from .. import format as fmt
 from .dual_sparkline import TRAIN_STYLE, VAL_STYLE, DualSparkline
+from ..bindings import hint
 
 REDRAW_S = 0.2
 SPARK_REDRAW_S = 1.0
 
+# {id}: the key of that entry of tui.bindings' table, under the user's keymap.
 HINTS = {
-    RunState.PAUSED: "paused · space resumes · n steps",
-    RunState.FINISHED: "finished · e: +epochs · r restarts",
-    RunState.DIVERGED: "diverged · lower the learning rate (e), then space",
-    RunState.ERROR: "error · fix the settings, then r",
+    RunState.PAUSED: "paused · {pause} resumes · {step} steps",
+    RunState.FINISHED: "finished · {edit}: +epochs · {restart} restarts",
+    RunState.DIVERGED: "diverged · lower the learning rate ({edit}), then {pause}",
+    RunState.ERROR: "error · fix the settings, then {restart}",
     RunState.STOPPED: "stopped",
 }
 
@@ -129,7 +131,7 @@ class TrainingPanel(Vertical):
             # An error message may quote a file name or a corpus: control characters shown.
             self._update("#training-message", printable(snap.message, multiline=True),
                          layout=True)
-        subtitle = HINTS.get(snap.state, "")
+        subtitle = hint(self.app, HINTS.get(snap.state, ""))
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
         validating = bool(snap.val_history)
