@@ -2,7 +2,7 @@
 
     python bench/throughput.py [--cell rnn|gru|lstm] [--layers N] [--input onehot|embedding]
         [--activation tanh|relu] [--setting book|all] [--routes] [--device cpu] [--threads 2]
-        [--rounds 11] [--corpus PATH]
+        [--rounds 11] [--batches N] [--corpus PATH]
 
 Three settings: the book's (batch 32, 35 steps, 512 hidden units, 28 characters), batch 256,
 and 1024 hidden units (`--setting book`: the first only). Each round trains every
@@ -175,10 +175,10 @@ def contenders(spec: ModelSpec, device, routes: bool) -> list[Contender]:
     found = [Contender("book", maker(book), book.train_step),
              Contender("fast", maker(fast), fast.train_step)]
     if routes:
-        kind = fast_path.route_kind(spec)
+        kind, chosen = fast_path.route_kind(spec), fast_path.choose_route(device, spec)
         for name in fast_path._routes(device, kind):
             route = fast_path._choose_route(fast_path._device_key(device), kind, name)
-            if route.name == name and name not in fast.detail:
+            if route.name == name != chosen.name:
                 found.append(Contender(f"fast[{name}]", (
                     lambda spec, device, generator, route=route: fast_path.RNNModelFast(
                         spec, device, route, generator=generator)), fast.train_step))
@@ -197,6 +197,8 @@ def main(argv=None) -> float:
     parser.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
     parser.add_argument("--setting", choices=("book", "all"), default="all")
     parser.add_argument("--routes", action="store_true", help="the fast path on every route")
+    parser.add_argument("--batches", type=int, default=0,
+                        help="batches per implementation and round (0: the setting's)")
     args = parser.parse_args(argv)
 
     reuse_freed_memory()  # the process set-up of the Trainer, so both paths run as they would
@@ -215,6 +217,8 @@ def main(argv=None) -> float:
 
     book_setting_ratio = float("nan")
     for setting in SETTINGS[:1] if args.setting == "book" else SETTINGS:
+        if args.batches:
+            setting = dataclasses.replace(setting, batches=args.batches)
         print(f"\n[{setting.name}] batch {setting.batch_size}, steps {setting.num_steps}, hidden "
               f"{setting.num_hiddens}, vocab {len(vocab)}: {args.rounds} rounds of "
               f"{setting.batches} batches each")
@@ -240,7 +244,7 @@ def main(argv=None) -> float:
             ratios.append(f"fast/{run.contender.name} median "
                           f"{statistics.median(f / t for f, t in zip(fast_tps, run.tokens_per_sec)):.2f}")
         print("  " + "; ".join(ratios))
-        if setting is SETTINGS[0]:
+        if setting.name == SETTINGS[0].name:
             book_setting_ratio = statistics.median(per_round)
 
     if device.type == "cpu":
