@@ -26,6 +26,7 @@ from engine.generate import predict
 from engine.implementations import BOOK, get_implementation, make_model
 from engine.model import (ModelSpec, RNNModel, RNNModelScratch, check_params, estimated_bytes,
                           get_model_params, param_shapes)
+from engine.sampling import GREEDY, Sampling
 from engine.train import loss
 
 REL = 1e-5
@@ -390,8 +391,8 @@ def test_generation_is_the_same_on_every_route(book_data, spec_key, route, monke
     _, vocab = book_data
     spec = spec_of(*spec_key, vocab_size=len(vocab), num_hiddens=HIDDENS, embed_size=16)
     book, net = twins(spec, route, monkeypatch)
-    for temperature in (0, 1):
-        texts = [predict("time traveller", 30, m, vocab, "cpu", temperature=temperature,
+    for sampling in (GREEDY, Sampling("temperature", temperature=1.0)):
+        texts = [predict("time traveller", 30, m, vocab, "cpu", sampling=sampling,
                          generator=torch.Generator().manual_seed(0)).text for m in (book, net)]
         assert texts[0] == texts[1]
 
