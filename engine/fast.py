@@ -1,22 +1,28 @@
-"""The fast path: the book's RNN (d2l 8.5), the same math on the same five tensors, faster.
+"""The fast path: every model of engine.model, the same math on the same parameters, faster.
 
-The math is `engine.model.rnn`'s, reorganized:
-- the input projection of all steps happens at once (a one-hot row times W_xh is a row of W_xh:
-  a lookup, or on the oneDNN route a few extra columns of the step's fused product);
+The math is the book's path's (engine.model.RNNModel, the cells' own equations), reorganized:
+- the input projections of all steps happen at once, for all gates together (a one-hot row
+  times W_x is a row of W_x: a lookup; an embedded one is a row of W_emb W_x);
 - the output layer of all steps is one matrix product;
-- only the recurrence H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) stays a loop over time, and it
-  runs on the fastest route this device offers.
+- only the recurrence stays a loop over time (the cell's `<cell>_recurrence`, whose gates share
+  one product of H), and it runs on the fastest route this device offers.
 
-Routes, chosen once per device and named in the implementation's `detail`:
-- "onednn" (CPU): oneDNN's matrix product with the tanh fused (`torch.ops.mkldnn`), inside a
-  hand-written autograd Function. bench/throughput.py measured 1.4x the book's loop on a
-  2-core AMD EPYC (Zen 4); docs/performance.md saw up to 2x on Zen 5. Without autograd
-  and one step at a time (generation) it runs the fallback, which is faster there.
-- "rnn_tanh" (CUDA): PyTorch's fused RNN op, `torch._VF.rnn_tanh`, which is cuDNN on NVIDIA GPUs.
-- "fallback": plain PyTorch (the projections hoisted, a loop over time, autograd); everywhere.
-The first two are private APIs: each is tried once on a tiny problem, checked against the
-fallback, and skipped if it fails. `RNN_TUI_FAST_ROUTE=onednn|rnn_tanh|fallback` forces one
-(an unusable forced route still falls back, and `detail` says why); tests use it.
+Routes, chosen once per device and kind of model, and named in the implementation's `detail`:
+- "onednn" (CPU, the chapter's model: one layer, one-hot, tanh): oneDNN's matrix product with
+  the tanh fused (`torch.ops.mkldnn`), inside a hand-written autograd Function.
+  bench/throughput.py measured 1.4x the book's loop on a 2-core AMD EPYC (Zen 4);
+  docs/performance.md saw up to 2x on Zen 5. Without autograd and one step at a
+  time (generation) it runs the fallback, which is faster there.
+- "rnn_tanh", "rnn_relu", "lstm": PyTorch's fused recurrent ops (`torch._VF`), cuDNN on NVIDIA
+  GPUs and oneDNN's LSTM on a CPU, for the cells whose math they compute (the RNN with either
+  activation, the LSTM; any number of layers). None for the GRU: PyTorch's and cuDNN's GRU
+  reset after the hidden product, the book's before it, so they compute another model.
+- "fallback": plain PyTorch (the projections hoisted, a loop over time, autograd); every model,
+  everywhere.
+The private ones are tried once on a tiny problem of the same kind, checked against the
+fallback, and skipped if they fail. `RNN_TUI_FAST_ROUTE=<route>` forces one (an unusable
+forced route, or one that does not compute this model, still falls back, and `detail` says
+why); tests use it.
 
 The training step clips and updates without reading a number back to the host, so on a GPU the
 batches queue up without waiting for each other.
@@ -24,6 +30,7 @@ batches queue up without waiting for each other.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -32,15 +39,18 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from .model import Params, RNNModelScratch, State
+from .cells import CELLS, Cell
+from .model import (ModelSpec, Params, RNNModel, State, cell_options, split_params,
+                    split_state)
 from .optim import SGD
 from .train import loss
 
 ROUTE_ENV = "RNN_TUI_FAST_ROUTE"
+ROUTES = ("onednn", "rnn_tanh", "rnn_relu", "lstm", "fallback")
 
-# The model's forward pass, as the book's `rnn` but on token indices and one state tensor:
-# (X (batch, steps) indices, H (batch, hiddens), params) -> (Y (steps * batch, vocab), last H)
-Forward = Callable[[torch.Tensor, torch.Tensor, Params], tuple[torch.Tensor, torch.Tensor]]
+# A model's forward pass on token indices:
+# (X (batch, steps) indices, state, params) -> (Y (steps * batch, vocab), last state)
+Forward = Callable[[torch.Tensor, State, Params], tuple[torch.Tensor, State]]
 
 
 @dataclass(frozen=True)
@@ -55,20 +65,43 @@ def output_layer(Hs: torch.Tensor, W_hq: torch.Tensor, b_q: torch.Tensor) -> tor
     return torch.addmm(b_q, Hs.flatten(0, 1), W_hq)
 
 
-# ---- fallback: plain PyTorch ------------------------------------------------------------------
+def token_rows(W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Row X[b, t] of W for every step and batch row: (steps, batch, W's columns). A one-hot
+    row times W is this row. (index_select: its backward never syncs on CUDA, F.embedding's
+    does for large batches.)"""
+    return W.index_select(0, X.T.reshape(-1)).view(X.shape[1], X.shape[0], W.shape[1])
 
-def rnn_fallback(X, H, params):
-    """The book's `rnn` with the input projection of all steps done up front."""
-    W_xh, W_hh, b_h, W_hq, b_q = params
-    # A row lookup is the one-hot product. (index_select: its backward never syncs on CUDA,
-    # F.embedding's does for large batches.)
-    XW = W_xh.index_select(0, X.T.reshape(-1)).view(*X.T.shape, -1) + b_h  # (steps, batch, h)
-    outputs = []
-    # unbind, not XW[t]: indexing would make autograd zero-fill a full-size buffer every step.
-    for xw in XW.unbind(0):
-        H = torch.tanh(torch.addmm(xw, H, W_hh))
-        outputs.append(H)
-    return output_layer(torch.stack(outputs), W_hq, b_q), H
+
+# ---- fallback: plain PyTorch, every model -----------------------------------------------------
+
+def input_weights(cell: Cell, layer: Params) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's input weights of all gates side by side, and their biases: [W_x*], [b_*]."""
+    W_x = [p for name, p in zip(cell.layer_names, layer) if name.startswith("W_x")]
+    b = [p for name, p in zip(cell.layer_names, layer) if name.startswith("b_")]
+    if len(W_x) == 1:
+        return W_x[0], b[0]
+    return torch.cat(W_x, dim=1), torch.cat(b)
+
+
+def fallback(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
+             ) -> tuple[torch.Tensor, State]:
+    """`spec`'s model with the input projection of all steps done up front, layer by layer."""
+    cell = CELLS[spec.cell]
+    W_emb, layers, (W_hq, b_q) = split_params(spec, params)
+    options = cell_options(spec)
+    new_state: list[torch.Tensor] = []
+    Hs = None
+    for layer, layer_state in zip(layers, split_state(spec, state)):
+        W_x, b = input_weights(cell, layer)
+        if Hs is None:  # layer 0 reads tokens: a row per token
+            if W_emb is not None:
+                W_x = torch.mm(W_emb, W_x)  # an embedding times W_x is a row of W_emb W_x
+            XW = token_rows(W_x, X) + b
+        else:
+            XW = torch.addmm(b, Hs.flatten(0, 1), W_x).view(*Hs.shape[:2], -1)
+        Hs, layer_state = cell.recurrence(XW, layer_state, layer, **options)
+        new_state.extend(layer_state)
+    return output_layer(Hs, W_hq, b_q), tuple(new_state)
 
 
 # ---- onednn: oneDNN products with the tanh fused (CPU) ----------------------------------------
@@ -144,55 +177,96 @@ def rnn_onednn(X, H, params):
         # call (packing, primitives) costs more than its products gain; plain PyTorch measured
         # faster here. Over many steps (held-out perplexity: 28 rows x 35 steps) oneDNN took
         # 54 ms where plain PyTorch took 70.
-        return rnn_fallback(X, H, params)
+        Y, (H,) = fallback(ModelSpec(), X, (H,), params)
+        return Y, H
     return RNNOneDNN.apply(X, H, *params)
 
 
-# ---- rnn_tanh: PyTorch's fused RNN op (cuDNN on CUDA) -----------------------------------------
+def onednn(X: torch.Tensor, state: State, params: Params) -> tuple[torch.Tensor, State]:
+    Y, H = rnn_onednn(X, state[0], params)
+    return Y, (H,)
 
-def rnn_tanh(X, H, params):
-    """The book's RNN as `torch._VF.rnn_tanh` sees it: weights transposed, one bias zero.
 
-    The four weights are views of one buffer laid out in cuDNN's order (input weight, hidden
-    weight, the two biases) so that cuDNN can take it as it is, rather than compacting the
-    weights itself and warning on every call; gradients flow back through the copy.
+# ---- rnn_tanh, rnn_relu, lstm: PyTorch's fused recurrent ops (cuDNN on CUDA) -----------------
+
+def fused(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
+          ) -> tuple[torch.Tensor, State]:
+    """`spec`'s model as `torch._VF.rnn_tanh`, `rnn_relu` or `lstm` sees it, all layers in one
+    call: each layer's weights transposed (the LSTM's gates reordered), its second bias zero.
+
+    The weights are views of one buffer laid out in cuDNN's order (per layer: input weight,
+    hidden weight, the two biases) so that cuDNN can take it as it is, rather than compacting
+    the weights itself and warning on every call; gradients flow back through the copy.
     """
-    W_xh, W_hh, b_h, W_hq, b_q = params
-    vocab_size, num_hiddens = W_xh.shape
-    flat = torch.cat([W_xh.T.flatten(), W_hh.T.flatten(), b_h, torch.zeros_like(b_h)])
-    w_ih, w_hh, b_ih, b_hh = flat.split([W_xh.numel(), W_hh.numel(), num_hiddens, num_hiddens])
-    weights = [w_ih.view(num_hiddens, vocab_size), w_hh.view(num_hiddens, num_hiddens), b_ih, b_hh]
-    # cuDNN projects the one-hot inputs of all steps in one product before the recurrence.
-    inputs = F.one_hot(X.T, vocab_size).to(W_xh.dtype)
-    Hs, H = torch._VF.rnn_tanh(inputs, H.unsqueeze(0), weights, True, 1, 0.0,
-                               torch.is_grad_enabled(), False, False)
-    return output_layer(Hs, W_hq, b_q), H.squeeze(0)
+    cell = CELLS[spec.cell]
+    W_emb, layers, (W_hq, b_q) = split_params(spec, params)
+    weights = []
+    for layer in layers:
+        w_ih, w_hh, b_ih = cell.fused_weights(layer)
+        weights += [w_ih, w_hh, b_ih, torch.zeros_like(b_ih)]
+    flat = torch.cat([w.reshape(-1) for w in weights])
+    weights = [part.view(w.shape) for part, w in zip(flat.split([w.numel() for w in weights]),
+                                                      weights)]
+    if W_emb is None:  # the op projects the one-hot inputs of all steps in one product
+        inputs = F.one_hot(X.T, W_hq.shape[1]).to(W_hq.dtype)
+    else:
+        inputs = token_rows(W_emb, X)
+    layer_states = split_state(spec, state)
+    args = (weights, True, spec.num_layers, 0.0, torch.is_grad_enabled(), False, False)
+    if cell.num_states == 1:
+        H0 = torch.stack([s[0] for s in layer_states])
+        Hs, H = getattr(torch._VF, cell.fused[spec.activation])(inputs, H0, *args)
+        new_state = tuple(H.unbind(0))
+    else:
+        H0, C0 = (torch.stack([s[i] for s in layer_states]) for i in (0, 1))
+        Hs, H, C = getattr(torch._VF, cell.fused[spec.activation])(inputs, [H0, C0], *args)
+        new_state = tuple(t for pair in zip(H.unbind(0), C.unbind(0)) for t in pair)
+    return output_layer(Hs, W_hq, b_q), new_state
 
 
 # ---- choosing the route -----------------------------------------------------------------------
 
-def _routes(device: torch.device) -> dict[str, Route]:
-    cudnn = device.type == "cuda" and torch.backends.cudnn.is_available()
-    return {
-        "onednn": Route("onednn", "oneDNN fused kernels", rnn_onednn),
-        "rnn_tanh": Route("rnn_tanh", "cuDNN fused RNN (torch._VF.rnn_tanh)" if cudnn
-                          else "PyTorch's fused RNN op (torch._VF.rnn_tanh)", rnn_tanh),
-        "fallback": Route("fallback", "plain PyTorch fallback", rnn_fallback),
-    }
+def is_book_rnn(spec: ModelSpec) -> bool:
+    """The chapter's model: one tanh RNN layer on one-hot inputs (the oneDNN route's)."""
+    return (spec.cell, spec.num_layers, spec.input, spec.activation) == ("rnn", 1, "onehot", "tanh")
 
 
-def _preferred(device: torch.device) -> str:
-    return {"cpu": "onednn", "cuda": "rnn_tanh"}.get(device.type, "fallback")
+def _routes(device: torch.device, spec: ModelSpec) -> dict[str, Route]:
+    """The routes that compute `spec`'s model, in ROUTES' order."""
+    cell = CELLS[spec.cell]
+    routes = {}
+    if is_book_rnn(spec):
+        routes["onednn"] = Route("onednn", "oneDNN fused kernels", onednn)
+    op = cell.fused.get(spec.activation)
+    if op is not None:
+        kind = cell.name.upper()
+        cudnn = device.type == "cuda" and torch.backends.cudnn.is_available()
+        routes[op] = Route(op, f"cuDNN fused {kind} (torch._VF.{op})" if cudnn
+                           else f"PyTorch's fused {kind} op (torch._VF.{op})",
+                           functools.partial(fused, spec))
+    routes["fallback"] = Route("fallback", "plain PyTorch fallback",
+                               functools.partial(fallback, spec))
+    return routes
 
 
-def _route_problem(route: Route, device: torch.device) -> str | None:
+# The first of these a model has, by device type. On the CPU, oneDNN's LSTM beats the loop;
+# PyTorch's own RNN loop does not beat the fallback (bench/throughput.py).
+PREFERENCE = {"cpu": ("onednn", "lstm"), "cuda": ("rnn_tanh", "rnn_relu", "lstm")}
+
+
+def _preferred(device: torch.device, routes: dict[str, Route]) -> str:
+    return next((name for name in PREFERENCE.get(device.type, ()) if name in routes), "fallback")
+
+
+def _route_problem(route: Route, spec: ModelSpec, device: torch.device) -> str | None:
     """Run `route` once on a tiny problem, forward and backward, against the fallback.
 
     None if they agree; else why not (a private op may be missing, or may have changed).
     """
     try:
         with torch.enable_grad():
-            got, want = (_tiny_run(fn, device) for fn in (route.forward, rnn_fallback))
+            got, want = (_tiny_run(fn, spec, device)
+                         for fn in (route.forward, functools.partial(fallback, spec)))
     except Exception as e:  # noqa: BLE001 - any failure of a private op means: do not use it
         message = str(e).strip().splitlines()
         return f"{type(e).__name__}: {message[0]}" if message else type(e).__name__
@@ -202,21 +276,31 @@ def _route_problem(route: Route, device: torch.device) -> str | None:
     return None
 
 
-def _tiny_run(forward: Forward, device: torch.device) -> list[torch.Tensor]:
-    """The outputs of `forward` on a fixed tiny problem, and the gradients of its inputs."""
+def _tiny_run(forward: Forward, spec: ModelSpec, device: torch.device) -> list[torch.Tensor]:
+    """The outputs of `forward` on a fixed tiny problem of `spec`'s kind, and the gradients of
+    its inputs. Every parameter and state is random (biases too), so a misplaced one shows."""
+    from .model import param_shapes
+
     generator = torch.Generator().manual_seed(0)
-    vocab_size, num_hiddens, batch_size, num_steps = 5, 8, 3, 4
+    batch_size, num_steps = 3, 4
 
     def rand(*shape):
         return torch.randn(shape, generator=generator).to(device).requires_grad_(True)
 
-    X = torch.randint(vocab_size, (batch_size, num_steps), generator=generator).to(device)
-    H = rand(batch_size, num_hiddens)
-    params = [rand(vocab_size, num_hiddens), rand(num_hiddens, num_hiddens), rand(num_hiddens),
-              rand(num_hiddens, vocab_size), rand(vocab_size)]
-    Y, H_last = forward(X, H, params)
-    total = (Y * rand(*Y.shape).detach()).sum() + H_last.sum()  # every output counts differently
-    return [Y, H_last, *torch.autograd.grad(total, [H, *params])]
+    X = torch.randint(spec.vocab_size, (batch_size, num_steps), generator=generator).to(device)
+    state = tuple(rand(batch_size, spec.num_hiddens)
+                  for _ in range(CELLS[spec.cell].num_states * spec.num_layers))
+    params = [rand(*shape) for shape in param_shapes(spec).values()]
+    Y, last = forward(X, state, params)
+    # every output counts differently
+    total = (Y * rand(*Y.shape).detach()).sum() + sum((s * (i + 1)).sum() for i, s in enumerate(last))
+    return [Y, *last, *torch.autograd.grad(total, [*state, *params])]
+
+
+def route_kind(spec: ModelSpec) -> ModelSpec:
+    """What a route depends on (cell, layers, input, activation) at tiny sizes: the key of the
+    route cache and the problem each route is checked on."""
+    return dataclasses.replace(spec, vocab_size=5, num_hiddens=8, embed_size=3)
 
 
 def _device_key(device) -> torch.device:
@@ -226,31 +310,46 @@ def _device_key(device) -> torch.device:
     return device
 
 
-def choose_route(device) -> Route:
-    """The route for `device`: $RNN_TUI_FAST_ROUTE if set, else the best one that works here."""
+def choose_route(device, spec: ModelSpec | None = None) -> Route:
+    """The route for `spec`'s model (the book's by default) on `device`: $RNN_TUI_FAST_ROUTE if
+    set, else the best one that works here."""
     requested = os.environ.get(ROUTE_ENV, "").strip().lower() or None
-    return _choose_route(_device_key(device), requested)
+    return _choose_route(_device_key(device), route_kind(spec or ModelSpec()), requested)
 
 
 @functools.cache
-def _choose_route(device: torch.device, requested: str | None) -> Route:
-    routes = _routes(device)
+def _choose_route(device: torch.device, spec: ModelSpec, requested: str | None) -> Route:
+    routes = _routes(device, spec)
+    if requested is not None and requested not in ROUTES:
+        raise ValueError(f"{ROUTE_ENV}={requested!r} is not a route; this model's are "
+                         f"{', '.join(routes)} (all: {', '.join(ROUTES)})")
+    fallback_route = routes["fallback"]
     if requested is not None and requested not in routes:
-        raise ValueError(f"{ROUTE_ENV}={requested!r} is not a route; choose one of "
-                         f"{', '.join(routes)}")
-    route = routes[requested or _preferred(device)]
+        return dataclasses.replace(
+            fallback_route, detail=f"{fallback_route.detail}; {requested} does not compute a "
+                                   f"{describe_kind(spec)}")
+    route = routes[requested or _preferred(device, routes)]
     if route.name == "fallback":
         return route
-    if route.name == "rnn_tanh" and device.type == "cuda":
+    if route.name in ("rnn_tanh", "rnn_relu", "lstm") and device.type == "cuda":
         # cuDNN runs float32 RNNs in TF32 by default (about 1e-3 off); the book's numbers are
         # float32. This app runs no other cuDNN work that TF32 would speed up.
         torch.backends.cudnn.allow_tf32 = False
-    problem = _route_problem(route, device)
+    problem = _route_problem(route, spec, device)
     if problem is None:
         return route
-    fallback = routes["fallback"]
-    return Route(fallback.name, f"{fallback.detail}; {route.name} unusable: {problem}",
-                 fallback.forward)
+    return dataclasses.replace(
+        fallback_route, detail=f"{fallback_route.detail}; {route.name} unusable: {problem}")
+
+
+def describe_kind(spec: ModelSpec) -> str:
+    """e.g. 'gru model', '2-layer lstm model on embeddings', 'rnn model with relu'."""
+    text = f"{spec.num_layers}-layer {spec.cell}" if spec.num_layers > 1 else spec.cell
+    if spec.input == "embedding":
+        text += " on embeddings"
+    if spec.activation != CELLS[spec.cell].activations[0]:
+        text += f" with {spec.activation}"
+    return f"{text} model"
 
 
 clear_route_cache = _choose_route.cache_clear
@@ -258,18 +357,17 @@ clear_route_cache = _choose_route.cache_clear
 
 # ---- the model and its training step ----------------------------------------------------------
 
-class RNNModelFast(RNNModelScratch):
-    """RNNModelScratch's interface and parameters; the forward pass of a faster route."""
+class RNNModelFast(RNNModel):
+    """RNNModel's interface and parameters; the forward pass of a faster route."""
 
-    def __init__(self, vocab_size: int, num_hiddens: int, device, route: Route,
-                 params=None, generator: torch.Generator | None = None):
-        super().__init__(vocab_size, num_hiddens, device, params=params, generator=generator)
-        self.route = route
+    def __init__(self, spec: ModelSpec, device, route: Route | None = None, params=None,
+                 generator: torch.Generator | None = None):
+        super().__init__(spec, device, params=params, generator=generator)
+        self.route = route or choose_route(device, spec)
 
     def __call__(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """X: token indices (batch_size, num_steps); outputs (num_steps * batch_size, vocab)."""
-        Y, H = self.route.forward(X, state[0], self.params)
-        return Y, (H,)
+        return self.route.forward(X, tuple(state), self.params)
 
 
 def grad_clipping(grads: list[torch.Tensor], theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,9 +395,16 @@ def fast_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: flo
     return l.detach() * y.numel(), norm.detach(), state
 
 
-def fast_implementation(device):
+def fast_implementation(device, spec: ModelSpec | None = None):
+    """The fast implementation for `spec`'s kind of model (the book's by default)."""
     from .implementations import Implementation
 
-    route = choose_route(device)
-    return Implementation("fast", route.detail, functools.partial(RNNModelFast, route=route),
-                          fast_train_step)
+    spec = spec or ModelSpec()
+    route = choose_route(device, spec)
+
+    def make_model(vocab_size, num_hiddens, device, params=None, generator=None):
+        return RNNModelFast(dataclasses.replace(spec, vocab_size=vocab_size,
+                                                num_hiddens=num_hiddens),
+                            device, route, params=params, generator=generator)
+
+    return Implementation("fast", route.detail, make_model, fast_train_step, spec)

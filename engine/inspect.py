@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from .data import Vocab, preprocess_lines
 from .generate import Prediction, predict
 from .sampling import GREEDY, Sampling
-from .model import RNNModelScratch
+from .model import RNNModel, RNNModelScratch
 
 # Longer texts are cut to this many characters: the views run on the trainer's thread, between
 # batches, and the hidden states are kept per step.
@@ -334,13 +334,14 @@ def sequential_batch(tokens: Sequence[int], batch_size: int, num_steps: int, ind
 
 
 def book_call(net, X: torch.Tensor, state):
-    """The model's step as the chapter writes it: a fast model (a subclass of RNNModelScratch
-    with a fused route) computes its outputs inside one kernel, from a state that is not the
+    """The model's step as the chapter writes it: a fast model (a subclass of RNNModel with a
+    fused route) computes its outputs inside one kernel, from a state that is not the
     one it returns, so the gradient with respect to the returned state would miss the output
     layer's part. Its forward_fn is the book's, on the same parameters (tests prove the two
     agree)."""
-    if isinstance(net, RNNModelScratch):
-        return RNNModelScratch.__call__(net, X, state)
+    for book in (RNNModel, RNNModelScratch):  # a spec's model (RNNModelFast's base), the book's
+        if isinstance(net, book):
+            return book.__call__(net, X, state)
     return net(X, state)
 
 

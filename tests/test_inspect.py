@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from engine.data import Vocab
 from engine.fast import RNNModelFast, choose_route
+from engine.model import ModelSpec
 from engine.generate import predict
 from engine.inspect import (CHAR_CLASSES, char_class_values, confidence, find_unit,
                             gradients_through_time, hidden_states, memorization, read_text,
@@ -107,7 +108,7 @@ def test_surprise_reads_text_as_the_corpus_was_and_counts_unknowns():
 
 def test_surprise_of_the_fast_model_is_the_books():
     book = tiny_rnn()
-    fast = RNNModelFast(len(VOCAB), 7, "cpu", route=choose_route(torch.device("cpu")),
+    fast = RNNModelFast(ModelSpec(len(VOCAB), 7), "cpu", route=choose_route(torch.device("cpu")),
                         params=[p.detach().clone() for p in book.params])
     a, b = surprise(book, VOCAB, TEXT), surprise(fast, VOCAB, TEXT)
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-4)
@@ -277,7 +278,7 @@ def test_gradients_through_time_equal_autograd_on_the_unrolled_graph(clip):
 
 def test_gradients_through_time_of_the_fast_model_are_the_books():
     book = tiny_rnn(scale=30.0)
-    fast = RNNModelFast(len(VOCAB), 7, "cpu", route=choose_route(torch.device("cpu")),
+    fast = RNNModelFast(ModelSpec(len(VOCAB), 7), "cpu", route=choose_route(torch.device("cpu")),
                         params=[p.detach().clone().requires_grad_(True) for p in book.params])
     X, Y = batch()
     a = gradients_through_time(book, X, Y, book.begin_state(3), 1.0)

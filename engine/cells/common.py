@@ -1,0 +1,55 @@
+"""What the cells share: the book's initialization, the output layer, the loop through time."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Params = list[torch.Tensor]
+State = tuple[torch.Tensor, ...]
+# One step of one layer: (X (batch, inputs), the layer's state, the layer's params) -> new state.
+# The new hidden state H is always the state's first tensor.
+Step = Callable[[torch.Tensor, State, Params], State]
+
+OUTPUT_NAMES = ("W_hq", "b_q")
+
+
+def normal(shape, device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """normal(0, 0.01), drawn on the CPU and then moved: one seed, the same model everywhere."""
+    return (torch.randn(size=shape, generator=generator) * 0.01).to(device)
+
+
+def attach_gradients(params: Params) -> Params:
+    for param in params:
+        param.requires_grad_(True)
+    return params
+
+
+def output_shapes(num_hiddens: int, num_outputs: int) -> dict[str, tuple[int, ...]]:
+    return {"W_hq": (num_hiddens, num_outputs), "b_q": (num_outputs,)}
+
+
+def get_output_params(num_hiddens: int, num_outputs: int, device,
+                      generator: torch.Generator | None = None) -> Params:
+    """The output layer's W_hq, b_q, drawn after the hidden layer's as in the book."""
+    W_hq = normal((num_hiddens, num_outputs), device, generator)
+    b_q = torch.zeros(num_outputs, device=device)
+    return attach_gradients([W_hq, b_q])
+
+
+def through_time(step: Step, inputs: torch.Tensor, state: State, params: Params
+                 ) -> tuple[torch.Tensor, State]:
+    """The book's loop: the cell's step on each input, the output layer on each new H.
+
+    inputs: (num_steps, batch_size, num_inputs); params: the layer's, then W_hq, b_q. Returns
+    the outputs of all steps stacked as (num_steps * batch_size, num_outputs) and the last state.
+    """
+    *layer, W_hq, b_q = params
+    outputs = []
+    for X in inputs:
+        state = step(X, state, layer)
+        H = state[0]
+        Y = torch.mm(H, W_hq) + b_q
+        outputs.append(Y)
+    return torch.cat(outputs, dim=0), state

@@ -1,0 +1,87 @@
+"""The RNN of d2l 8.5: H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), Y_t = H_t W_hq + b_q.
+
+phi is tanh in the book; ReLU is the chapter's exercise (`activation=torch.relu`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .common import (Params, State, get_output_params, normal, attach_gradients,
+                     through_time)
+
+LAYER_NAMES = ("W_xh", "W_hh", "b_h")
+
+
+def layer_shapes(num_inputs: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
+    return {"W_xh": (num_inputs, num_hiddens), "W_hh": (num_hiddens, num_hiddens),
+            "b_h": (num_hiddens,)}
+
+
+def get_layer_params(num_inputs: int, num_hiddens: int, device,
+                     generator: torch.Generator | None = None) -> Params:
+    """The hidden layer: W_xh, W_hh normal(0, 0.01), b_h zero."""
+    W_xh = normal((num_inputs, num_hiddens), device, generator)
+    W_hh = normal((num_hiddens, num_hiddens), device, generator)
+    b_h = torch.zeros(num_hiddens, device=device)
+    return attach_gradients([W_xh, W_hh, b_h])
+
+
+def get_params(vocab_size: int, num_hiddens: int, device, generator: torch.Generator | None = None
+               ) -> Params:
+    """W_xh, W_hh, b_h, W_hq, b_q: normal(0, 0.01) weights, zero biases.
+
+    Drawn on the CPU and then moved, so one seed gives the same model on every device.
+    """
+    num_inputs = num_outputs = vocab_size
+    return (get_layer_params(num_inputs, num_hiddens, device, generator)
+            + get_output_params(num_hiddens, num_outputs, device, generator))
+
+
+def init_rnn_state(batch_size: int, num_hiddens: int, device) -> State:
+    """The hidden state starts at zero; a tuple because other cells (LSTM) carry two tensors."""
+    return (torch.zeros((batch_size, num_hiddens), device=device),)
+
+
+def rnn_step(X: torch.Tensor, state: State, params: Params, activation=torch.tanh) -> State:
+    """One time step of the hidden layer."""
+    W_xh, W_hh, b_h = params
+    H, = state
+    H = activation(torch.mm(X, W_xh) + torch.mm(H, W_hh) + b_h)
+    return (H,)
+
+
+def rnn(inputs: torch.Tensor, state: State, params: Params, activation=torch.tanh
+        ) -> tuple[torch.Tensor, State]:
+    """One step at a time: H = tanh(X W_xh + H W_hh + b_h), Y = H W_hq + b_q.
+
+    inputs: (num_steps, batch_size, vocab_size) one-hot. Returns the outputs of all steps
+    stacked as (num_steps * batch_size, vocab_size) and the final state.
+    """
+    def step(X, state, layer):
+        return rnn_step(X, state, layer, activation)
+    return through_time(step, inputs, state, params)
+
+
+# ---- the fast path's loop (engine/fast.py): the same math on inputs projected in advance ------
+
+def rnn_recurrence(XW: torch.Tensor, state: State, params: Params, activation=torch.tanh
+                   ) -> tuple[torch.Tensor, State]:
+    """H_t = phi(XW_t + H_{t-1} W_hh) for XW = X W_xh + b_h of all steps: (steps, batch, h).
+
+    Returns the H of every step, stacked, and the last state.
+    """
+    _, W_hh, _ = params
+    H, = state
+    outputs = []
+    # unbind, not XW[t]: indexing would make autograd zero-fill a full-size buffer every step.
+    for xw in XW.unbind(0):
+        H = activation(torch.addmm(xw, H, W_hh))
+        outputs.append(H)
+    return torch.stack(outputs), (H,)
+
+
+def fused_weights(params: Params) -> Params:
+    """The layer as torch._VF.rnn_tanh / rnn_relu take it: w_ih, w_hh (transposed), b_ih."""
+    W_xh, W_hh, b_h = params
+    return [W_xh.T, W_hh.T, b_h]
