@@ -39,7 +39,7 @@ FORMAT = "rnn-tui checkpoint"   # written into every file, so other pickles are 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
 PREVIOUS_UNCHANGED = "; the previous checkpoint, if any, is unchanged"
-PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
+PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")  # the chapter's RNN; others: model.param_names
 
 _ZIP_MAGIC = b"PK\x03\x04"   # torch.save's format since PyTorch 1.6
 _PICKLE_MAGIC = b"\x80"      # a bare pickle (protocol 2 and later), torch's legacy format
@@ -98,10 +98,17 @@ class Checkpoint:
     def to_vocab(self) -> Vocab:
         return Vocab.from_tokens_list(self.vocab)
 
-    def param_list(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    @property
+    def spec(self):
+        """The model it holds (engine.model.ModelSpec): its cell, layers, input and sizes."""
+        from .model import model_spec
+        return model_spec(self.train_config(), self.vocab_size)
+
+    def param_list(self, device: torch.device | str = "cpu", spec=None) -> list[torch.Tensor]:
         """Fresh trainable copies in the model's order, ready for `make_model(params=...)`."""
+        from .model import param_names
         return [self.params[name].detach().to(device, copy=True).requires_grad_(True)
-                for name in PARAM_NAMES]
+                for name in param_names(spec or self.spec)]
 
 
 @dataclass(frozen=True)
@@ -123,11 +130,14 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def named_params(params: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's parameter list (W_xh, W_hh, b_h, W_hq, b_q) as a dict by name."""
-    if len(params) != len(PARAM_NAMES):
-        raise ValueError(f"expected {len(PARAM_NAMES)} parameters, got {len(params)}")
-    return dict(zip(PARAM_NAMES, params))
+def named_params(params: Sequence[torch.Tensor], spec=None) -> dict[str, torch.Tensor]:
+    """The model's parameter list as a dict by the book's names (engine.model.param_names:
+    W_xh, W_hh, b_h, W_hq, b_q for the chapter's RNN, the default spec)."""
+    from .model import ModelSpec, param_names
+    names = param_names(spec or ModelSpec())
+    if len(params) != len(names):
+        raise ValueError(f"expected {len(names)} parameters, got {len(params)}")
+    return dict(zip(names, params))
 
 
 def sgd_state(lr: float, clip: float) -> dict[str, Any]:
@@ -499,17 +509,23 @@ def _corpus_problem(r: dict) -> str | None:
     return None
 
 
-def expected_shapes(vocab_size: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
-    v, h = vocab_size, num_hiddens
-    return {"W_xh": (v, h), "W_hh": (h, h), "b_h": (h,), "W_hq": (h, v), "b_q": (v,)}
+def expected_shapes(config: TrainConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
+    """The parameters a checkpoint's settings name, from the cell registry (engine.model);
+    ValueError if they name no model."""
+    from .model import model_spec, param_shapes
+    return param_shapes(model_spec(config, vocab_size))
 
 
 def _params_problem(r: dict, file_size: int | None) -> str | None:
     """The parameters: the names, shapes and dtype the model needs, data that the file really
     holds (checked from sizes alone, before any value is read), and finite values."""
     params = r["params"]
-    v, h = len(r["vocab"]), TrainConfig.from_dict(r["config"]).num_hiddens
-    shapes = expected_shapes(v, h)
+    config = TrainConfig.from_dict(r["config"])
+    v, h = len(r["vocab"]), config.num_hiddens
+    try:
+        shapes = expected_shapes(config, v)
+    except ValueError as e:
+        return f"has settings that name no model: {e}"
     if set(params) != set(shapes):
         return (f"has parameters {_short(', '.join(map(str, params)), 200)}; the model needs "
                 f"exactly {', '.join(shapes)}")
@@ -683,7 +699,8 @@ def resume_config(ckpt: Checkpoint, **overrides) -> TrainConfig:
 
 
 def model_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu"):
-    """The book's model with the checkpoint's parameters, and its vocabulary, for generation."""
-    from .model import RNNModelScratch  # the book's model: generation needs no fast path
-    return (RNNModelScratch(ckpt.vocab_size, ckpt.num_hiddens, device,
-                            params=ckpt.param_list(device)), ckpt.to_vocab())
+    """The checkpoint's model run the book's way (generation needs no fast path), with its
+    parameters, and its vocabulary: for `generate` and `inspect`."""
+    from .model import RNNModel
+    spec = ckpt.spec
+    return RNNModel(spec, device, params=ckpt.param_list(device, spec)), ckpt.to_vocab()

@@ -25,6 +25,11 @@ from .errors import RnnTuiError
 ITERATORS = ("sequential", "random")
 IMPLEMENTATIONS = ("fast", "book")
 PREPROCESS_MODES = ("book", "raw")
+# The cells of engine/cells (CELLS there registers each; a test checks the two agree).
+CELLS = ("rnn", "gru", "lstm")
+INPUTS = ("onehot", "embedding")
+ACTIVATIONS = ("tanh", "relu")
+MAX_LAYERS = 16
 OPTIMIZERS = ("sgd", "adam")            # engine.optim
 SCHEDULES = ("none", "cosine", "step")   # engine.optim.scheduled_lr
 
@@ -178,6 +183,20 @@ class TrainConfig:
                                choices=SCHEDULES)
     num_hiddens: int = setting(512, "hidden size", "number of hidden units", Kind.MODEL,
                                flag="hidden", constraint=hidden_size)
+    cell: str = setting("rnn", "cell", "rnn (the book's, 8.5), gru (9.1) or lstm (9.2), each "
+                        "from scratch", Kind.MODEL, flag="cell", choices=CELLS)
+    num_layers: int = setting(1, "layers", "stacked recurrent layers (a deep RNN, 9.3)",
+                              Kind.MODEL, flag="layers",
+                              constraint=both(positive, at_most(MAX_LAYERS)))
+    input: str = setting("onehot", "input", "onehot (the book's) or embedding: a learned "
+                         "vector per character (8.5's exercise)", Kind.MODEL, flag="input",
+                         choices=INPUTS)
+    embed_size: int = setting(32, "embedding size", "the embedding's size (with --input "
+                              "embedding)", Kind.MODEL, flag="embed-size",
+                              constraint=both(positive, at_most(MAX_HIDDENS)))
+    activation: str = setting("tanh", "activation", "the RNN cell's: tanh (the book's) or relu "
+                              "(8.5's exercise; try --lr 0.1)", Kind.MODEL, flag="activation",
+                              choices=ACTIVATIONS)
     batch_size: int = setting(32, "batch size", "sequences per mini-batch", Kind.MODEL,
                               flag="batch-size", constraint=positive)
     num_steps: int = setting(35, "steps", "time steps per sequence (truncated backpropagation)",
@@ -310,6 +329,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     device's memory is checked when it is built: see memory_problem.)"""
     for name in SETTINGS:
         check_field(name, getattr(config, name))
+    if config.activation != "tanh" and config.cell != "rnn":
+        raise ConfigError(f"activation {config.activation} is for the rnn cell; the "
+                          f"{config.cell} cell uses tanh")
     held_out = int(config.max_tokens * config.val_fraction)
     if config.val_fraction and config.max_tokens and held_out < config.num_steps + 1:
         raise ConfigError(f"val_fraction {config.val_fraction:g} of {config.max_tokens} tokens "
@@ -337,9 +359,10 @@ def human_bytes(n: float) -> str:
 
 
 def memory_problem(config: TrainConfig, vocab_size: int, free_bytes: int | None,
-                   device: str) -> str | None:
-    """Why the model will not fit in free_bytes (None when it fits or nothing is known)."""
-    need = estimated_bytes(config, vocab_size)
+                   device: str, need: int | None = None) -> str | None:
+    """Why the model will not fit in free_bytes (None when it fits or nothing is known); need
+    is the model's own estimate (engine.model.estimated_bytes), else the book RNN's."""
+    need = estimated_bytes(config, vocab_size) if need is None else need
     if free_bytes is None or need <= 0.8 * free_bytes:
         return None
     return (f"a model with {config.num_hiddens:,} hidden units, batch {config.batch_size} and "

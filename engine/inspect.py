@@ -26,6 +26,7 @@ from .data import Vocab, preprocess_lines
 from .generate import Prediction, predict
 from .sampling import GREEDY, Sampling
 from .model import RNNModel, RNNModelScratch
+from .model import param_names as model_param_names
 
 # Longer texts are cut to this many characters: the views run on the trainer's thread, between
 # batches, and the hidden states are kept per step.
@@ -287,9 +288,8 @@ class GradientsThroughTime:
 
 
 def param_names(net) -> tuple[str, ...]:
-    names = getattr(net, "param_names", None)
-    if names is not None and len(names) == len(net.params):
-        return tuple(names)
+    if isinstance(net, RNNModel):  # any cell: the registry's names (W_xz, ..., W_xh_l1, ...)
+        return model_param_names(net.spec)
     if len(net.params) == len(BOOK_PARAM_NAMES):
         return BOOK_PARAM_NAMES
     return tuple(f"param{i}" for i in range(len(net.params)))

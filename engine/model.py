@@ -86,6 +86,12 @@ class ModelSpec:
         return self.embed_size if self.input == "embedding" else self.vocab_size
 
 
+def model_spec(config, vocab_size: int) -> ModelSpec:
+    """The model a TrainConfig names, for a corpus of vocab_size tokens."""
+    return ModelSpec(vocab_size, config.num_hiddens, config.cell, config.num_layers,
+                     config.input, config.embed_size, config.activation)
+
+
 def spec_problem(spec: ModelSpec) -> str | None:
     """Why `spec` names no model (one line), or None."""
     for name in ("vocab_size", "num_hiddens", "num_layers", "embed_size"):

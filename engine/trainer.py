@@ -36,6 +36,7 @@ from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunIn
                      Sample, SampleReady, SettingChanged, Snapshot, Started, Stopped)
 from .devices import describe, free_memory, resolve_device, synchronize, to_device
 from .generate import Prediction, predict
+from .model import estimated_bytes, model_spec
 from .optim import make_optimizer, scheduled_lr
 from .sampling import GREEDY, Sampling, parse_sampling
 from .implementations import Implementation, get_implementation
@@ -99,12 +100,17 @@ class Trainer:
                 "after preprocessing: there is nothing to learn")
         num_tokens = len(tokens)
         tokens, self._val_tokens = holdout(tokens, c.val_fraction, c.num_steps)
-        problem = cfg.memory_problem(c, len(self.vocab), free_memory(self.device), str(self.device))
+        try:
+            self.spec = model_spec(c, len(self.vocab))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        problem = cfg.memory_problem(c, len(self.vocab), free_memory(self.device), str(self.device),
+                                     need=estimated_bytes(self.spec, c.batch_size, c.num_steps))
         if problem:
             raise ConfigError(problem)
         self.loader = SeqDataLoader(tokens, self.vocab, c.batch_size, c.num_steps,
                                     c.use_random_iter, seed=c.seed)
-        self.impl: Implementation = get_implementation(c.impl, self.device)
+        self.impl: Implementation = get_implementation(c.impl, self.device, self.spec)
         self._sample_generator = torch.Generator().manual_seed(c.seed + 1)
         for name, value in self._live_values(c).items():  # self._lr, self._clip, ...
             setattr(self, "_" + name, value)
@@ -156,7 +162,7 @@ class Trainer:
         """Continue from a checkpoint: its parameters, counters, history and random states."""
         check_compatible(ckpt, self.vocab, self.config.num_hiddens, corpus_sha1=corpus.sha1)
         self.net = self.impl.make_model(len(self.vocab), self.config.num_hiddens, self.device,
-                                        params=ckpt.param_list(self.device))
+                                        params=ckpt.param_list(self.device, self.spec))
         restore_python_rng(self.loader.rng, ckpt.rng["python"])
         restore_torch_rng(self._sample_generator, ckpt.rng["torch"])  # prompt-box sampling
         self._epoch = ckpt.epoch
@@ -176,7 +182,7 @@ class Trainer:
         rng = random.Random()
         rng.setstate(self._boundary_rng)
         return Checkpoint(
-            params=named_params(self._good_params), vocab=list(self.vocab.idx_to_token),
+            params=named_params(self._good_params, self.spec), vocab=list(self.vocab.idx_to_token),
             config=self.config.to_dict(), corpus_name=self.corpus.name,
             corpus_sha1=self.corpus.sha1, epoch=self._epoch, batch=0,
             rng={"python": python_rng_state(rng), "torch": self._sample_generator.get_state()},

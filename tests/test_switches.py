@@ -164,3 +164,36 @@ def test_no_detach_trains_otherwise_and_says_so(timemachine_corpus):
     assert any("backpropagates through up to 15 batches" in n for n in notices)
     detached = Trainer(config.replace(detach="yes"), corpus=timemachine_corpus).run().history
     assert carried[0] != detached[0] and all(math.isfinite(p) for p in carried)
+
+
+def test_the_settings_name_every_registered_cell():
+    from engine import config
+    from engine.cells import CELLS
+    from engine.model import INPUTS
+    assert config.CELLS == tuple(CELLS) and config.INPUTS == INPUTS
+
+
+@pytest.mark.parametrize("settings", [
+    dict(cell="gru"), dict(cell="lstm"), dict(cell="lstm", num_layers=2),
+    dict(input="embedding", embed_size=8), dict(activation="relu", lr=0.1),
+])
+def test_every_cell_and_switch_trains_saves_resumes_exactly_and_generates(
+        timemachine_corpus, tmp_path, settings):
+    from engine.checkpoint import model_from_checkpoint
+    from engine.generate import predict
+    from engine.model import param_names
+    config = TrainConfig(**SMALL, epochs=3, **settings)
+    straight = Trainer(config, corpus=timemachine_corpus).run().history
+    first = Trainer(config.replace(epochs=2), corpus=timemachine_corpus)
+    first.run()
+    ckpt = load_checkpoint(first.save(tmp_path / "c.pt"))
+    assert tuple(ckpt.params) == param_names(first.spec)
+    resumed = Trainer(resume_config(ckpt, epochs=3), corpus=timemachine_corpus, resume=ckpt)
+    assert resumed.run().history == straight
+    net, vocab = model_from_checkpoint(ckpt)
+    assert len(predict("the time", 20, net, vocab, "cpu").text) == 20
+
+
+def test_a_relu_gru_is_refused_with_a_message():
+    with pytest.raises(ConfigError, match="activation relu is for the rnn cell; the gru cell"):
+        TrainConfig(cell="gru").replace(activation="relu")
