@@ -13,6 +13,7 @@ training or on torch.
 from __future__ import annotations
 
 import asyncio
+import os
 import inspect
 import signal
 import sys
@@ -48,8 +49,6 @@ from .screens.confirm import ConfirmScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
 from .screens.runs import RunsScreen
-from .screens.hidden_units import HiddenUnitsScreen
-from .screens.surprise import SurpriseScreen
 from .widgets.footer import FittingFooter
 from .widgets.hyperparam_form import SPECS, HyperparamForm, show_value
 from .widgets.perplexity_plot import PerplexityPlot
@@ -924,6 +923,11 @@ except ImportError:  # pragma: no cover - Windows has its own driver
     _LinuxDriver = _HangUpProofDriver = None
 
 
+def has_terminal() -> bool:
+    """A terminal to draw in, or a driver that draws elsewhere (textual-serve's, in a browser)."""
+    return bool(os.environ.get("TEXTUAL_DRIVER")) or (sys.stdin.isatty() and sys.stdout.isatty())
+
+
 def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
             resume: Checkpoint | None = None, run_dir: str | None = None,
             autosave_every: int = 10) -> int:
@@ -935,6 +939,10 @@ def run_app(config: TrainConfig, corpus: Corpus | None = None, *,
         return 2
     # Before the screen opens: a run that could not be kept is refused with one line.
     check_run_dir(run_dir, default_runs_dir())
+    if not has_terminal():  # the app would write escape codes into a pipe, unseen for hours
+        print("rnn-tui: error: the app needs a terminal, and stdin or stdout is not one; use "
+              "`rnn-tui train --headless` for plain text output", file=sys.stderr)
+        return 2
     app = RnnTuiApp(config, corpus, resume=resume, record=True, run_dir=run_dir,
                     autosave_every=autosave_every)
     app.set_keymap(keymap)

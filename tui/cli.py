@@ -9,7 +9,6 @@ answer at once, and the app draws itself before PyTorch has loaded.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 
@@ -177,11 +176,6 @@ def config_from_args(args: argparse.Namespace, file_keys: dict | None = None) ->
     return merge(DEFAULTS, file_keys, flag_overrides(args))
 
 
-def has_terminal() -> bool:
-    """A terminal to draw in, or a driver that draws elsewhere (textual-serve's, in a browser)."""
-    return bool(os.environ.get("TEXTUAL_DRIVER")) or (sys.stdin.isatty() and sys.stdout.isatty())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The command, behind one handler: a user's mistake is one line and exit status 2, an
     interruption one line and 130, and a bug a short message with the path of a log file
@@ -216,17 +210,6 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         from .watch_cmd import run_watch
         return run_watch(args)
     headless = args.command == "train" and args.headless
-    if not headless:
-        from .bindings import keymap_from_env
-        try:
-            keymap_from_env()  # refused before anything starts: two actions on one key
-        except ValueError as e:
-            parser.exit(2, f"rnn-tui: error: {e}\n")
-    if (args.command in (None, "train") and not headless
-            and not getattr(args, "print_config", False) and not has_terminal()):
-        # The app would write escape codes into a pipe and train unseen for hours.
-        parser.exit(2, "rnn-tui: error: the app needs a terminal, and stdin or stdout is not "
-                       "one; use `rnn-tui train --headless` for plain text output\n")
     resume, file_keys = None, {}
     if getattr(args, "resume", None):
         # Reading a checkpoint needs torch, so only --resume imports it here.
