@@ -155,7 +155,9 @@ async def test_open_resumes_a_runs_checkpoint(tmp_path, timemachine_corpus):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         await pilot.press("y")
-        await wait_for(pilot, lambda: any("Resumed at epoch 2" in n for n in notifications(app)),
+        await wait_for(pilot, lambda: app.last_snapshot is not None
+                       and app.last_snapshot.epoch >= 2
+                       and "resumed at epoch 2" in str(app.query_one("#status-notes").render()),
                        what="the resumed run")
         await pilot.press("q")
     assert app.return_code == 0

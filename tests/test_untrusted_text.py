@@ -307,7 +307,7 @@ async def test_the_app_shows_a_hostile_corpus_literally(tmp_path, _keys_without_
         return Trainer(config.replace(device="cpu"), corpus, **kw)
 
     app = RnnTuiApp(config, Corpus(name, text, "0" * 40), trainer_factory=on_cpu)
-    async with app.run_test(size=(140, 40)) as pilot:
+    async with app.run_test(size=(140, 60)) as pilot:
         await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.samples,
                        what="the first samples")
         app.query_one("#prompt-input", Input).value = HOSTILE
