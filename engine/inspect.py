@@ -200,8 +200,9 @@ def hidden_states(net, vocab: Vocab, text: str, preprocess: str = "raw",
             for name, value in gates_of(X_t, state).items():
                 rows.setdefault(name, []).append(_units(value))
         _, state = net(X_t, state)
+        names = net.state_names if isinstance(net, RNNModel) else STATE_NAMES
         for i, part in enumerate(state):
-            name = STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}"
+            name = names[i] if i < len(names) else f"state{i}"
             rows.setdefault(name, []).append(_units(part))
     states = {name: torch.stack(r).float().cpu() for name, r in rows.items()}
     return HiddenStates(read.text, states, read.truncated)

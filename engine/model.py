@@ -238,6 +238,20 @@ class RNNModel:
         W_hq, b_q = output
         return torch.cat([torch.mm(H, W_hq) + b_q for H in inputs], dim=0), tuple(new_state)
 
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The flat state's parts: H (and C for an LSTM) per layer, deeper ones suffixed."""
+        parts = ("H", "C")[: self.cell.num_states]
+        return tuple(layer_param_name(p, layer) for layer in range(self.spec.num_layers)
+                     for p in parts)
+
+    def gates(self, X: torch.Tensor, state: State) -> dict[str, torch.Tensor]:
+        """The first layer's gates at the first step of X, from `state` (none for the RNN)."""
+        if self.cell.gates is None:
+            return {}
+        _, layers, _ = split_params(self.spec, self.params)
+        return self.cell.gates(self.embed(X)[0], split_state(self.spec, state)[0], layers[0])
+
     def begin_state(self, batch_size: int, device=None) -> State:
         return tuple(s for _ in range(self.spec.num_layers)
                      for s in self.cell.init_state(batch_size, self.num_hiddens,

@@ -570,3 +570,23 @@ def test_cuda_every_route_equals_the_book(book_data, spec_key, monkeypatch):
         for name, got, want in zip(param_shapes(spec), g_fast, g_book):
             assert_close(got, want, what=f"{route}: gradient of {name}")
     assert math.isfinite(float(l_book))
+
+
+@pytest.mark.parametrize("cell, gates", [("rnn", set()), ("gru", {"Z", "R"}),
+                                         ("lstm", {"I", "F", "O"})])
+def test_the_hidden_units_view_sees_each_cells_state_and_gates(cell, gates):
+    from engine.data import Vocab, tokenize
+    from engine.inspect import hidden_states
+    from engine.model import ModelSpec, RNNModel
+    vocab = Vocab(tokenize(["the time traveller"], "char"))
+    spec = ModelSpec(len(vocab), 6, cell, num_layers=2)
+    net = RNNModel(spec, "cpu", generator=torch.Generator().manual_seed(0))
+    hs = hidden_states(net, vocab, "the time")
+    parts = {"H", "H_l1"} | ({"C", "C_l1"} if cell == "lstm" else set())
+    assert set(hs.states) == parts | gates
+    assert all(t.shape == (8, 6) for t in hs.states.values())
+    for name in gates:  # a gate is a sigmoid: strictly between 0 and 1
+        assert float(hs.states[name].min()) > 0 and float(hs.states[name].max()) < 1
+    # the recorded H after the last character is the model's own
+    _, state = net(torch.tensor([vocab[list("the time")]]), net.begin_state(1))
+    torch.testing.assert_close(hs.states["H_l1"][-1], state[net.state_names.index("H_l1")][0])

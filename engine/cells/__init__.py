@@ -51,6 +51,8 @@ class Cell:
     # as they take them (w_ih, w_hh, b_ih; b_hh is zero).
     fused: dict[str, str] = field(default_factory=dict)
     fused_weights: Callable[[Params], Params] | None = None
+    # One step's gates by name, for the hidden-units view: GRU's Z, R; LSTM's I, F, O.
+    gates: Callable[[torch.Tensor, State, Params], dict[str, torch.Tensor]] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -74,9 +76,10 @@ CELLS: dict[str, Cell] = {
                 fused_weights=rnn.fused_weights),
     # No fused kernel: PyTorch's GRU resets after the hidden product, the book's before it.
     "gru": Cell("gru", "GRU (9.1)", gru.LAYER_NAMES, gru.layer_shapes, 1, gru.get_layer_params,
-                gru.get_params, gru.init_gru_state, gru.gru_step, gru.gru, gru.gru_recurrence),
+                gru.get_params, gru.init_gru_state, gru.gru_step, gru.gru, gru.gru_recurrence,
+                gates=gru.gru_gates),
     "lstm": Cell("lstm", "LSTM (9.2)", lstm.LAYER_NAMES, lstm.layer_shapes, 2,
                  lstm.get_layer_params, lstm.get_params, lstm.init_lstm_state, lstm.lstm_step,
                  lstm.lstm, lstm.lstm_recurrence, fused={"tanh": "lstm"},
-                 fused_weights=lstm.fused_weights),
+                 fused_weights=lstm.fused_weights, gates=lstm.lstm_gates),
 }

@@ -59,6 +59,14 @@ def gru_step(X: torch.Tensor, state: State, params: Params) -> State:
     return (H,)
 
 
+def gru_gates(X: torch.Tensor, state: State, params: Params) -> dict[str, torch.Tensor]:
+    """The update gate Z and the reset gate R of one step (for looking inside the model)."""
+    W_xz, W_hz, b_z, W_xr, W_hr, b_r = params[:6]
+    H, = state
+    return {"Z": torch.sigmoid((X @ W_xz) + (H @ W_hz) + b_z),
+            "R": torch.sigmoid((X @ W_xr) + (H @ W_hr) + b_r)}
+
+
 def gru(inputs: torch.Tensor, state: State, params: Params) -> tuple[torch.Tensor, State]:
     """The book's gru: inputs (num_steps, batch_size, vocab_size) one-hot."""
     return through_time(gru_step, inputs, state, params)

@@ -67,6 +67,15 @@ def lstm_step(X: torch.Tensor, state: State, params: Params) -> State:
     return (H, C)
 
 
+def lstm_gates(X: torch.Tensor, state: State, params: Params) -> dict[str, torch.Tensor]:
+    """The input, forget and output gates of one step (for looking inside the model)."""
+    W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o = params[:9]
+    H, _ = state
+    return {"I": torch.sigmoid((X @ W_xi) + (H @ W_hi) + b_i),
+            "F": torch.sigmoid((X @ W_xf) + (H @ W_hf) + b_f),
+            "O": torch.sigmoid((X @ W_xo) + (H @ W_ho) + b_o)}
+
+
 def lstm(inputs: torch.Tensor, state: State, params: Params) -> tuple[torch.Tensor, State]:
     """The book's lstm: inputs (num_steps, batch_size, vocab_size) one-hot; state (H, C)."""
     return through_time(lstm_step, inputs, state, params)
