@@ -195,7 +195,7 @@ class TrainConfig:
                               "embedding)", Kind.MODEL, flag="embed-size",
                               constraint=both(positive, at_most(MAX_HIDDENS)))
     activation: str = setting("tanh", "activation", "the RNN cell's: tanh (the book's) or relu "
-                              "(8.5's exercise; try --lr 0.1)", Kind.MODEL, flag="activation",
+                              "(8.5's exercise)", Kind.MODEL, flag="activation",
                               choices=ACTIVATIONS)
     batch_size: int = setting(32, "batch size", "sequences per mini-batch", Kind.MODEL,
                               flag="batch-size", constraint=positive)
