@@ -186,8 +186,13 @@ def test_ctrl_c_while_the_program_starts():
         out, err = proc.communicate(timeout=120)
         assert "Traceback" not in err, (delay, err)
         # Early, it is the one line; once training runs, ctrl+c stops and saves (status 0).
+        # On a loaded machine the signal may come before Python has set up its handler: then
+        # the process ends as any program does on ctrl+c (killed by SIGINT), with at most the
+        # one line.
         assert (proc.returncode == 130 and err.strip() == "rnn-tui: interrupted") or (
-            proc.returncode == 0 and "SIGINT: stopping" in err), (delay, proc.returncode, err)
+            proc.returncode == 0 and "SIGINT: stopping" in err) or (
+            proc.returncode == -signal.SIGINT
+            and err.strip() in ("", "rnn-tui: interrupted")), (delay, proc.returncode, err)
 
 
 SLOW_SAVE = """

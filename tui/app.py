@@ -269,7 +269,7 @@ class RnnTuiApp(App[int]):
 
     def poll(self) -> None:
         trainer = self.trainer
-        if trainer is None:
+        if trainer is None or not self.is_running:  # closing: its widgets are being removed
             return
         if self.info is None:
             self.query_one(StatusBar).waiting = LOADING_MODEL  # torch is there: it built this
