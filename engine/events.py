@@ -157,6 +157,7 @@ class Prediction:
     top: tuple[tuple[str, float], ...] = ()     # most likely next characters after the prefix
     truncated: int = 0              # characters dropped from the front of a long prefix
     note: str = ""                  # how the prefix was read, e.g. lower-cased for the model
+    probs: tuple[float, ...] = ()   # the model's probability of each character of `text`
 
     @property
     def full(self) -> str:

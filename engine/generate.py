@@ -87,6 +87,7 @@ def predict(prefix: str, num_preds: int, net, vocab: Vocab, device,
         _, state = net(indices[:, :-1], state)
     last = indices[:, -1:]
     out: list[int] = []
+    chosen: list[float] = []  # how sure the model was of each character it wrote
     top: tuple[tuple[str, float], ...] = ()
     for i in range(num_preds + 1):
         y, state = net(last, state)
@@ -106,6 +107,7 @@ def predict(prefix: str, num_preds: int, net, vocab: Vocab, device,
         except RuntimeError as e:  # its odds are inf or nan: see OVERFLOW
             raise ValueError(OVERFLOW) from e
         out.append(nxt)
+        chosen.append(float(torch.softmax(logits, dim=-1)[nxt]))
         last = torch.tensor([[nxt]], device=device)
     return Prediction(seen, "".join(vocab.idx_to_token[i] for i in out), unknown, top, truncated,
-                      note or "")
+                      note or "", tuple(chosen))

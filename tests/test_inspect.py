@@ -141,6 +141,8 @@ def test_confidence_is_the_probability_of_each_chosen_character(temperature):
             greatest.append(float(p.max()))
             last = VOCAB[ch]
     np.testing.assert_allclose(result.probs, expected, rtol=1e-5)
+    # predict() carries the same probabilities itself, for the prompt's shading.
+    np.testing.assert_allclose(plain.probs, expected, rtol=1e-5)
     if temperature == 0:
         np.testing.assert_allclose(result.probs, greatest, rtol=1e-5)  # greedy: the most likely
 
