@@ -1236,3 +1236,29 @@ async def test_a_failed_write_pauses_with_a_message_and_space_tries_again(
         await pilot.press("q")
     assert app.return_code == 0
     assert load_checkpoint(run_dir / "checkpoint.pt").epoch > kept
+
+
+@run_async
+async def test_k_shades_the_continuation_by_each_characters_probability(make_app):
+    from tui.widgets.prompt_panel import confidence_style
+    app = make_app(SMALL.replace(lr=2.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"the ")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None
+                       and prompt.prediction.prefix == "the ", what="a prediction")
+        p = prompt.prediction
+        assert len(p.probs) == len(p.text) and all(0 < q <= 1 for q in p.probs)
+        assert "probability of each character" not in text_of(app, "#prompt-unknown")
+        await pilot.press("escape", "k")
+        assert prompt.shade
+        await pilot.pause(0.05)
+        assert "probability of each character when chosen" in text_of(app, "#prompt-unknown")
+        assert text_of(app, "#prompt-output") == "the " + p.text  # the same text, shaded
+        shaded = PromptPanel.render_prediction(p, shade=True)
+        styles = [str(s.style) for s in shaded.spans][-len(p.text):]
+        assert styles == [confidence_style(q) for q in p.probs]
+        await pilot.press("k")
+        assert not prompt.shade
+        await pilot.press("q")
+    assert app.return_code == 0

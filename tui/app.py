@@ -676,6 +676,11 @@ class RnnTuiApp(App[int]):
     def plot_maximized(self) -> bool:
         return self.is_running and self.screen.maximized is self.query_one(PerplexityPlot)
 
+    def action_toggle_confidence(self) -> None:
+        """k shades the prompt's continuation by how sure the model was of each character."""
+        prompt = self.query_one(PromptPanel)
+        prompt.shade = not prompt.shade
+
     def action_toggle_plot(self) -> None:
         """p gives the full curve the whole screen (the footer stays); p or escape goes back."""
         plot = self.query_one(PerplexityPlot)

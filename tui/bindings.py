@@ -56,6 +56,9 @@ KEYS: tuple[KeySpec, ...] = (
             "Edit hyperparameters; live ones apply with enter", "Panels"),
     KeySpec("toggle-plot", "p", "toggle_plot", "Plot",
             "The full perplexity curve on the whole screen; again, or escape, goes back", "Panels"),
+    KeySpec("confidence", "k", "toggle_confidence", "Confidence",
+            "Shade the prompt's continuation by the probability each character had when it "
+            "was chosen; again turns it off", "Panels", show=False),
     # Looking inside the model as it is now; each opens a screen (not in the footer: 80 columns).
     KeySpec("surprise", "i", "surprise", "Surprise",
             "Surprise: a text coloured by the model's loss on it", "Inspect",

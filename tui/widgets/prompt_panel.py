@@ -16,6 +16,7 @@ from engine.text import printable
 
 from .. import format as fmt
 from ..bindings import hint
+from ..figures import ramp
 from ..messages import PredictionRequested
 from .ordered_input import OrderedInput
 from .sampling_input import SamplingInput
@@ -25,6 +26,18 @@ DEBOUNCE_S = 0.2
 PREFIX_LINES = 2  # a long prefix shows its last lines: the continuation must stay in view
 MAX_LENGTH = 500
 DEFAULT_LENGTH = 50
+
+
+def confidence_style(prob: float) -> str:
+    """Sure characters cool, unsure ones hot (the surprise view's ramp, run backwards)."""
+    r, g, b = ramp(1.0 - prob)
+    return f"{'white' if prob > 0.55 else 'black'} on rgb({r},{g},{b})"
+
+
+CONFIDENCE_LEGEND = Content.assemble(
+    "probability of each character when chosen: ",
+    *((f" {q:.0%} ", confidence_style(q)) for q in (1.0, 0.75, 0.5, 0.25, 0.0)),
+    ("  k: off", "$text-muted"))
 
 
 def parse_length(text: str) -> int:
@@ -46,6 +59,7 @@ class PromptPanel(Vertical):
     prediction: reactive[Prediction | None] = var(None)
     error: reactive[str] = var("")
     epoch: reactive[int | None] = var(None)
+    shade: reactive[bool] = var(False)  # the continuation shaded by each character's probability
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -140,6 +154,9 @@ class PromptPanel(Vertical):
     def watch_error(self) -> None:
         self._show()
 
+    def watch_shade(self) -> None:
+        self._show()
+
     def _show(self) -> None:
         if not self._ready:
             return
@@ -157,12 +174,16 @@ class PromptPanel(Vertical):
                 self.app, "{focus_prompt}, then type: the model continues your text as you "
                 "type, with the odds of the next character."), "$text-muted"))
         else:
-            output.update(self.render_prediction(p, room))
+            output.update(self.render_prediction(p, room, self.shade))
         top.top = p.top if p is not None else ()
         top.display = p is not None  # the panel stays small until there is something to show
-        unknown.display = bool(p is not None and (p.unknown or p.note or p.truncated))
+        shading = bool(self.shade and p is not None and p.probs and not self.error)
+        unknown.display = shading or bool(p is not None and (p.unknown or p.note or p.truncated))
         if unknown.display:
-            unknown.update(self.render_notes(p))
+            notes = [CONFIDENCE_LEGEND] if shading else []
+            if p.unknown or p.note or p.truncated:
+                notes.append(self.render_notes(p))
+            unknown.update(Content("\n").join(notes))
         mode = "" if p is None or not self._requested else str(self._requested[2])
         epoch = f"epoch {self.epoch}" if p is not None and self.epoch is not None else ""
         self.border_subtitle = " · ".join(x for x in (epoch, mode) if x)
@@ -179,12 +200,16 @@ class PromptPanel(Vertical):
                         for i, ch in enumerate(prefix[start:], start)]
 
     @classmethod
-    def render_prediction(cls, p: Prediction, room: int = 10_000) -> Content:
-        """The prefix as the model read it (its end, if long) and the continuation."""
+    def render_prediction(cls, p: Prediction, room: int = 10_000, shade: bool = False) -> Content:
+        """The prefix as the model read it (its end, if long) and the continuation; with
+        `shade`, each continuation character on the colour of its probability."""
         bad = frozenset(pos - p.truncated for pos, _ in p.unknown if pos >= p.truncated)
         parts = cls.tail(p.prefix, room, bad, cut=bool(p.truncated))
         # A tint shows where the continuation is, even when it is only spaces.
-        parts.append((printable(p.text), "$text-success on $success 12%"))
+        if shade and len(p.probs) == len(p.text):
+            parts += [(printable(ch), confidence_style(q)) for ch, q in zip(p.text, p.probs)]
+        else:
+            parts.append((printable(p.text), "$text-success on $success 12%"))
         return Content.assemble(*parts)
 
     @classmethod
