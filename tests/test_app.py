@@ -899,7 +899,7 @@ async def test_hints_follow_the_keymap(make_app):
         await wait_for(pilot, lambda: state(app) is RunState.PAUSED, what="paused by x")
         await wait_for(pilot, lambda: app.query_one("#training").border_subtitle
                        == "paused · x resumes · m steps", what="the paused hint")
-        assert footer(app).get("Resume") == "x"
+        await wait_for(pilot, lambda: footer(app).get("Resume") == "x", what="x Resume")
         await pilot.press("question_mark")
         shown = [str(w.render()) for w in app.screen.query(".help-key")]
         assert "x" in shown and "m" in shown and "space" not in shown
