@@ -26,6 +26,20 @@ def attach_gradients(params: Params) -> Params:
     return params
 
 
+def three_shapes(num_inputs: int, num_hiddens: int) -> tuple[tuple[int, ...], ...]:
+    """The shapes of one gate's (W_x*, W_h*, b_*)."""
+    return (num_inputs, num_hiddens), (num_hiddens, num_hiddens), (num_hiddens,)
+
+
+def three(num_inputs: int, num_hiddens: int, device, generator: torch.Generator | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One gate's (W_x*, W_h*, b_*): normal(0, 0.01) weights, a zero bias (the book's `three()`
+    of 9.1 and 9.2, which every cell's layer is made of)."""
+    return (normal((num_inputs, num_hiddens), device, generator),
+            normal((num_hiddens, num_hiddens), device, generator),
+            torch.zeros(num_hiddens, device=device))
+
+
 def output_shapes(num_hiddens: int, num_outputs: int) -> dict[str, tuple[int, ...]]:
     return {"W_hq": (num_hiddens, num_outputs), "b_q": (num_outputs,)}
 

@@ -13,27 +13,22 @@ from __future__ import annotations
 
 import torch
 
-from .common import (Params, State, attach_gradients, get_output_params, normal,
+from .common import (Params, State, attach_gradients, get_output_params, three, three_shapes,
                      through_time)
 
 LAYER_NAMES = ("W_xz", "W_hz", "b_z", "W_xr", "W_hr", "b_r", "W_xh", "W_hh", "b_h")
 
 
 def layer_shapes(num_inputs: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
-    three = ((num_inputs, num_hiddens), (num_hiddens, num_hiddens), (num_hiddens,))
-    return dict(zip(LAYER_NAMES, three * 3))
+    return dict(zip(LAYER_NAMES, three_shapes(num_inputs, num_hiddens) * 3))
 
 
 def get_layer_params(num_inputs: int, num_hiddens: int, device,
                      generator: torch.Generator | None = None) -> Params:
-    def three():
-        return (normal((num_inputs, num_hiddens), device, generator),
-                normal((num_hiddens, num_hiddens), device, generator),
-                torch.zeros(num_hiddens, device=device))
-
-    W_xz, W_hz, b_z = three()  # Update gate parameters
-    W_xr, W_hr, b_r = three()  # Reset gate parameters
-    W_xh, W_hh, b_h = three()  # Candidate hidden state parameters
+    sizes = (num_inputs, num_hiddens, device, generator)
+    W_xz, W_hz, b_z = three(*sizes)  # Update gate parameters
+    W_xr, W_hr, b_r = three(*sizes)  # Reset gate parameters
+    W_xh, W_hh, b_h = three(*sizes)  # Candidate hidden state parameters
     return attach_gradients([W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h])
 
 

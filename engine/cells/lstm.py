@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import (Params, State, attach_gradients, get_output_params, normal,
+from .common import (Params, State, attach_gradients, get_output_params, three, three_shapes,
                      through_time)
 
 LAYER_NAMES = ("W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f", "W_xo", "W_ho", "b_o",
@@ -22,21 +22,16 @@ LAYER_NAMES = ("W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f", "W_xo", "W_ho", "b_
 
 
 def layer_shapes(num_inputs: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
-    three = ((num_inputs, num_hiddens), (num_hiddens, num_hiddens), (num_hiddens,))
-    return dict(zip(LAYER_NAMES, three * 4))
+    return dict(zip(LAYER_NAMES, three_shapes(num_inputs, num_hiddens) * 4))
 
 
 def get_layer_params(num_inputs: int, num_hiddens: int, device,
                      generator: torch.Generator | None = None) -> Params:
-    def three():
-        return (normal((num_inputs, num_hiddens), device, generator),
-                normal((num_hiddens, num_hiddens), device, generator),
-                torch.zeros(num_hiddens, device=device))
-
-    W_xi, W_hi, b_i = three()  # Input gate parameters
-    W_xf, W_hf, b_f = three()  # Forget gate parameters
-    W_xo, W_ho, b_o = three()  # Output gate parameters
-    W_xc, W_hc, b_c = three()  # Candidate memory cell parameters
+    sizes = (num_inputs, num_hiddens, device, generator)
+    W_xi, W_hi, b_i = three(*sizes)  # Input gate parameters
+    W_xf, W_hf, b_f = three(*sizes)  # Forget gate parameters
+    W_xo, W_ho, b_o = three(*sizes)  # Output gate parameters
+    W_xc, W_hc, b_c = three(*sizes)  # Candidate memory cell parameters
     return attach_gradients([W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o,
                              W_xc, W_hc, b_c])
 

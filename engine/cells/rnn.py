@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import torch
 
-from .common import (Params, State, get_output_params, normal, attach_gradients,
+from .common import (Params, State, attach_gradients, get_output_params, three, three_shapes,
                      through_time)
 
 LAYER_NAMES = ("W_xh", "W_hh", "b_h")
 
 
 def layer_shapes(num_inputs: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
-    return {"W_xh": (num_inputs, num_hiddens), "W_hh": (num_hiddens, num_hiddens),
-            "b_h": (num_hiddens,)}
+    return dict(zip(LAYER_NAMES, three_shapes(num_inputs, num_hiddens)))
 
 
 def get_layer_params(num_inputs: int, num_hiddens: int, device,
                      generator: torch.Generator | None = None) -> Params:
     """The hidden layer: W_xh, W_hh normal(0, 0.01), b_h zero."""
-    W_xh = normal((num_inputs, num_hiddens), device, generator)
-    W_hh = normal((num_hiddens, num_hiddens), device, generator)
-    b_h = torch.zeros(num_hiddens, device=device)
+    W_xh, W_hh, b_h = three(num_inputs, num_hiddens, device, generator)
     return attach_gradients([W_xh, W_hh, b_h])
 
 
