@@ -398,17 +398,3 @@ def fast_train_step(net, X: torch.Tensor, Y: torch.Tensor, state: State, lr: flo
     (optimizer or SGD(params)).fast_step(params, grads, lr, scale, apply=torch.isfinite(norm))
     return l.detach() * y.numel(), norm.detach(), state
 
-
-def fast_implementation(device, spec: ModelSpec | None = None):
-    """The fast implementation for `spec`'s kind of model (the book's by default)."""
-    from .implementations import Implementation
-
-    spec = spec or ModelSpec()
-    route = choose_route(device, spec)
-
-    def make_model(vocab_size, num_hiddens, device, params=None, generator=None):
-        return RNNModelFast(dataclasses.replace(spec, vocab_size=vocab_size,
-                                                num_hiddens=num_hiddens),
-                            device, route, params=params, generator=generator)
-
-    return Implementation("fast", route.detail, make_model, fast_train_step, spec)

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import fast
 from .model import ModelSpec, RNNModel, State
 from .train import book_train_step
 
@@ -50,6 +51,20 @@ def book_implementation(spec: ModelSpec | None = None) -> Implementation:
 BOOK = book_implementation()
 
 
+def fast_implementation(device, spec: ModelSpec | None = None) -> Implementation:
+    """engine.fast's models for `spec`'s kind (the book's by default), on the route chosen once
+    for this device."""
+    spec = spec or ModelSpec()
+    route = fast.choose_route(device, spec)
+
+    def make_model(vocab_size, num_hiddens, device, params=None, generator=None):
+        return fast.RNNModelFast(dataclasses.replace(spec, vocab_size=vocab_size,
+                                                     num_hiddens=num_hiddens),
+                                 device, route, params=params, generator=generator)
+
+    return Implementation("fast", route.detail, make_model, fast.fast_train_step, spec)
+
+
 def get_implementation(name: str, device: torch.device, spec: ModelSpec | None = None
                        ) -> Implementation:
     """The implementation called `name` for `spec`'s kind of model (the book's by default),
@@ -57,7 +72,6 @@ def get_implementation(name: str, device: torch.device, spec: ModelSpec | None =
     if name == "book":
         return BOOK if spec is None else book_implementation(spec)
     if name == "fast":
-        from .fast import fast_implementation
         return fast_implementation(device, spec)
     raise ValueError(f"unknown implementation {name!r}; choose 'fast' or 'book'")
 

@@ -19,7 +19,7 @@ from engine.config import TrainConfig
 from engine.data import load_corpus, seq_data_iter_random, seq_data_iter_sequential
 from engine.devices import to_device
 from engine.generate import predict
-from engine.implementations import BOOK, get_implementation
+from engine.implementations import BOOK, fast_implementation, get_implementation
 from engine.model import RNNModelScratch, get_params
 from engine.train import loss
 from engine.trainer import Trainer
@@ -113,7 +113,7 @@ def test_cpu_takes_the_onednn_route(monkeypatch):
 def test_route_is_forced_by_the_environment(route):
     chosen = fast.choose_route("cpu")
     assert chosen.name == route and "unusable" not in chosen.detail
-    assert fast.fast_implementation(torch.device("cpu")).detail == chosen.detail
+    assert fast_implementation(torch.device("cpu")).detail == chosen.detail
 
 
 def test_unknown_route_is_an_error(monkeypatch):
@@ -138,7 +138,7 @@ def test_a_failing_route_falls_back_and_says_why(monkeypatch):
 @pytest.mark.parametrize("iterator", ITERATORS)
 @pytest.mark.parametrize("state_kind", ["zero", "carried"])
 def test_same_loss_gradients_and_state(route, book_data, iterator, state_kind):
-    book, net = twin_models(fast.fast_implementation(torch.device("cpu")), len(book_data[1]))
+    book, net = twin_models(fast_implementation(torch.device("cpu")), len(book_data[1]))
     first, (X, Y) = two_batches(book_data, iterator)
     state = initial_state(state_kind, book, first)
     if state_kind == "carried":
@@ -154,7 +154,7 @@ def test_same_loss_gradients_and_state(route, book_data, iterator, state_kind):
 
 def test_gradient_reaches_the_initial_state(route, book_data):
     """Not needed for training (the state is detached), but the recurrence is a whole function."""
-    book, net = twin_models(fast.fast_implementation(torch.device("cpu")), len(book_data[1]))
+    book, net = twin_models(fast_implementation(torch.device("cpu")), len(book_data[1]))
     first, (X, Y) = two_batches(book_data, "sequential")
     state = initial_state("carried", book, first)
     grads = []
@@ -168,7 +168,7 @@ def test_gradient_reaches_the_initial_state(route, book_data):
 @pytest.mark.parametrize("iterator", ITERATORS)
 @pytest.mark.parametrize("clip", [1.0, 0.01])
 def test_one_train_step_same_update(route, book_data, iterator, clip):
-    impl = fast.fast_implementation(torch.device("cpu"))
+    impl = fast_implementation(torch.device("cpu"))
     book, net = twin_models(impl, len(book_data[1]))
     first, (X, Y) = two_batches(book_data, iterator)
     state = initial_state("carried", book, first)
@@ -186,7 +186,7 @@ def test_one_train_step_same_update(route, book_data, iterator, clip):
 
 
 def test_non_finite_step_is_skipped(route, book_data):
-    impl = fast.fast_implementation(torch.device("cpu"))
+    impl = fast_implementation(torch.device("cpu"))
     book, net = twin_models(impl, len(book_data[1]))
     _, (X, Y) = two_batches(book_data, "sequential")
     for model, train_step in ((book, BOOK.train_step), (net, impl.train_step)):
@@ -202,7 +202,7 @@ def test_non_finite_step_is_skipped(route, book_data):
 def test_generation_path(route, book_data):
     """Batch size 1 without autograd, as generation runs it: the book's outputs and states."""
     _, vocab = book_data
-    book, net = twin_models(fast.fast_implementation(torch.device("cpu")), len(vocab))
+    book, net = twin_models(fast_implementation(torch.device("cpu")), len(vocab))
     X = torch.tensor([vocab[list("time traveller")]])
     with torch.no_grad():
         (y_book, (H_book,)), (y_fast, (H_fast,)) = (m(X, m.begin_state(1)) for m in (book, net))
@@ -248,7 +248,7 @@ CUDA_ROUTES = ("rnn_tanh", "fallback")
 def test_cuda_same_numbers_as_book(book_data, cuda_route, state_kind, monkeypatch):
     monkeypatch.setenv(fast.ROUTE_ENV, cuda_route)
     device = torch.device("cuda")
-    impl = fast.fast_implementation(device)
+    impl = fast_implementation(device)
     assert fast.choose_route(device).name == cuda_route and "unusable" not in impl.detail
     book, net = twin_models(impl, len(book_data[1]), device)
     first, (X, Y) = [(X.to(device), Y.to(device)) for X, Y in two_batches(book_data, "sequential")]
@@ -273,7 +273,7 @@ def test_cuda_epoch_without_host_sync(book_data, cuda_route, monkeypatch):
     monkeypatch.setenv(fast.ROUTE_ENV, cuda_route)
     device = torch.device("cuda")
     tokens, vocab = book_data
-    impl = fast.fast_implementation(device)
+    impl = fast_implementation(device)
     net = impl.make_model(len(vocab), NUM_HIDDENS, device, generator=torch.Generator().manual_seed(0))
     batches = [(X.to(device), Y.to(device))
                for X, Y in seq_data_iter_sequential(tokens, BATCH_SIZE, NUM_STEPS, random.Random(0))]
