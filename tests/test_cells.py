@@ -283,6 +283,22 @@ def test_deep_embedded_model_passes_gradcheck_in_float64(name, impl, monkeypatch
     assert torch.autograd.gradcheck(f, (*state, *params))
 
 
+def test_the_grus_hand_written_backward_passes_gradcheck_in_float64():
+    """GRURecurrence (the fast path's GRU loop) against numerical gradients: every input, the
+    initial state, each hidden weight, and a loss on every step's H and the last one."""
+    from engine.cells.gru import GRURecurrence
+
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    num_steps, batch_size, h = 4, 3, 5
+    args = (rand(num_steps, batch_size, 3 * h), rand(batch_size, h), rand(h, h), rand(h, h),
+            rand(h, h))
+    assert torch.autograd.gradcheck(GRURecurrence.apply, args)
+
+
 # ---- the fast path computes the book's numbers ------------------------------------------------
 
 SPECS = [  # (cell, layers, input, activation)
