@@ -32,6 +32,12 @@ class SGD:
     def fast_step(self, params, grads, lr: float, scale: torch.Tensor, apply: torch.Tensor) -> None:
         """param -= lr * scale * grad, for all parameters at once; where apply is False, nothing."""
         with torch.no_grad():
+            if apply.device.type == "cpu":
+                # On a CPU, reading the flags back waits for nothing (there is no queue of
+                # work), and one pass over each parameter replaces three.
+                if bool(apply):
+                    torch._foreach_add_(params, grads, alpha=-lr * float(scale))
+                return
             steps = torch._foreach_mul(grads, lr * scale)
             # where, not a multiply by 0: a non-finite gradient times 0 is still NaN.
             torch._foreach_sub_(params, [torch.where(apply, step, 0.0) for step in steps])

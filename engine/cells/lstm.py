@@ -102,6 +102,7 @@ def fused_weights(params: Params) -> Params:
     """The layer as torch._VF.lstm takes it: w_ih, w_hh, b_ih with the gates in PyTorch's order
     i, f, g (= C~), o; the op's second bias, b_hh, is zero here."""
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = params
-    return [torch.cat([W_xi, W_xf, W_xc, W_xo], dim=1).T,
-            torch.cat([W_hi, W_hf, W_hc, W_ho], dim=1).T,
+    # cat of the transposes: one copy that is already contiguous, as the kernel wants it
+    return [torch.cat([W_xi.T, W_xf.T, W_xc.T, W_xo.T]),
+            torch.cat([W_hi.T, W_hf.T, W_hc.T, W_ho.T]),
             torch.cat([b_i, b_f, b_c, b_o])]
