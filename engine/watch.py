@@ -21,7 +21,7 @@ from .events import (Diverged, EpochDone, Event, Failed, Finished, RunInfo, RunS
                      SettingChanged, Snapshot, Started, Stopped)
 
 POLL_S = 0.25   # how often the log is read
-# As the trainer keeps them (engine.trainer, which loads torch: this module does not).
+# As the trainer keeps them (engine.run_parts, which loads torch: this module does not).
 MAX_HISTORY = 4096
 MAX_SAMPLES = 50
 READ_ONLY = ("this run trains elsewhere and is only watched (read-only); steer it where it "

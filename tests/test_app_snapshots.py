@@ -46,6 +46,8 @@ PREDICTION = Prediction("Time tr", "aveller proceeded anyreal body must have ext
 class FakeTrainer:
     """Stands still at epoch 137 of 500; answers every prompt with PREDICTION."""
 
+    read_only = False
+
     def __init__(self, config: TrainConfig, corpus=None) -> None:
         self.config = config
         self.info: RunInfo | None = None

@@ -1,5 +1,7 @@
 """A run on disk: metrics as JSON Lines, samples, checkpoints every N epochs and at the end."""
 
+from dataclasses import replace
+
 from engine.checkpoint import load_checkpoint
 from engine.config import TrainConfig
 from engine.corpus import Corpus
@@ -72,8 +74,8 @@ def test_an_exception_mid_run_is_reported_and_the_last_good_epoch_saved(timemach
             raise RuntimeError("CUDA out of memory (simulated)")
         return real_step(*args, **kwargs)
 
-    trainer.impl = type(trainer.impl)(trainer.impl.name, trainer.impl.detail,
-                                      trainer.impl.make_model, failing_step)
+    # The run's parts are built once and frozen: swap in a run whose train step fails.
+    trainer._parts = replace(trainer.parts, impl=replace(trainer.impl, train_step=failing_step))
     snap = trainer.run()
     recorder.close()
     assert snap.state.value == "error" and "CUDA out of memory (simulated)" in snap.message

@@ -140,6 +140,7 @@ def test_the_first_frame_is_drawn_before_torch_loads_on_the_training_thread():
 class SlowTrainer:
     """Stands in for a trainer whose thread is still importing torch when the user quits."""
 
+    read_only = False
     released = threading.Event()
     built: list["SlowTrainer"] = []
 

@@ -174,11 +174,11 @@ class ScriptedTuner(ThreadTuner):
 
 def test_the_default_trainer_tunes_at_epoch_ends_and_records_why(
         timemachine_corpus, tmp_path, monkeypatch):
-    import engine.trainer as trainer_module
+    import engine.run_parts as run_parts
     import torch
     before = torch.get_num_threads()
     ScriptedTuner.instances.clear()
-    monkeypatch.setattr(trainer_module, "ThreadTuner", ScriptedTuner)
+    monkeypatch.setattr(run_parts, "ThreadTuner", ScriptedTuner)
     trainer = Trainer(TrainConfig(**SMALL, threads=0), corpus=timemachine_corpus)
     recorder = RunRecorder(trainer, run_dir=tmp_path / "run")
     try:
@@ -202,10 +202,10 @@ def test_the_default_trainer_tunes_at_epoch_ends_and_records_why(
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_fixed_thread_count_is_kept_and_said(timemachine_corpus, monkeypatch, threads):
-    import engine.trainer as trainer_module
+    import engine.run_parts as run_parts
     import torch
     before = torch.get_num_threads()
-    monkeypatch.setattr(trainer_module, "ThreadTuner", None)   # never built
+    monkeypatch.setattr(run_parts, "ThreadTuner", None)   # never built
     events = []
     trainer = Trainer(TrainConfig(**SMALL, threads=threads), corpus=timemachine_corpus,
                       on_event=events.append)

@@ -96,7 +96,7 @@ def test_val_perplexity_is_the_models_on_the_held_out_part(timemachine_corpus, t
     snap = trainer.run()
     recorder.close()
     assert trainer.info.val_tokens == 300 and trainer.info.num_tokens == 3000
-    direct = evaluate_perplexity(trainer.net, trainer._val_tokens, 8, 10, "cpu")
+    direct = evaluate_perplexity(trainer.net, trainer.parts.val_tokens, 8, 10, "cpu")
     assert snap.val_perplexity == direct
     epochs = [e for e in trainer.events() if isinstance(e, EpochDone)]
     assert [e.val_perplexity for e in epochs] == list(snap.val_history)

@@ -103,8 +103,8 @@ def test_a_replaced_log_starts_over(tmp_path):
 
 
 def test_the_follower_keeps_what_the_trainer_keeps():
-    from engine import trainer, watch
-    assert (watch.MAX_HISTORY, watch.MAX_SAMPLES) == (trainer.MAX_HISTORY, trainer.MAX_SAMPLES)
+    from engine import run_parts, watch
+    assert (watch.MAX_HISTORY, watch.MAX_SAMPLES) == (run_parts.MAX_HISTORY, run_parts.MAX_SAMPLES)
 
 
 def test_watch_refuses_a_path_without_a_run(tmp_path, capsys):

@@ -529,7 +529,7 @@ class RnnTuiApp(App[int]):
     @property
     def read_only(self) -> bool:
         """Watching a run that trains elsewhere (rnn-tui watch): nothing here can steer it."""
-        return bool(getattr(self.trainer, "read_only", False))
+        return self.trainer is not None and self.trainer.read_only
 
     def refused_read_only(self) -> bool:
         """Say so, and return True, when the run is only watched."""

@@ -19,7 +19,7 @@ from rich.text import Text
 from engine.checkpoint import Checkpoint, resume_config
 from engine.config import TrainConfig
 from engine.recorder import RunRecorder
-from engine.events import Diverged, EpochDone, Notice, RunState, SampleReady
+from engine.events import Diverged, EpochDone, Notice, RunState, Sample, SampleReady
 from engine.text import printable
 from engine.trainer import Trainer
 
@@ -31,11 +31,11 @@ def plain(text: str, style: str = "", multiline: bool = False) -> Text:
     return Text(printable(text, multiline), style=style)
 
 
-def sample_line(sample) -> Text:
+def sample_line(sample: Sample) -> Text:
     """`epoch   10  time traveller<continuation>`: one line, whatever the model wrote."""
     line = Text.assemble(f"epoch {sample.epoch:>4}  ", plain(sample.prefix),
                          plain(sample.text, "cyan"))
-    if getattr(sample, "memorized", None) is not None:  # how much was copied from training
+    if sample.memorized is not None:  # how much was copied from training
         line.append(f"  {sample.memorized:.0%} seen", style="dim")
     return line
 

@@ -45,8 +45,7 @@ class InspectScreen(ModalScreen[None]):
         """Send work(trainer) to the trainer's thread; False (with a note shown) if there is
         no model to ask."""
         app = self.app
-        trainer = getattr(app, "trainer", None)
-        snap = getattr(app, "last_snapshot", None)
+        trainer, snap = app.trainer, app.last_snapshot
         if trainer is None or snap is None or snap.state not in ANSWERING:
             state = snap.state.value if snap is not None else "starting"
             self.show_note(f"No model to look at now (training is {state}).", error=True)
