@@ -35,7 +35,7 @@ from .events import (Diverged, EpochDone, Event, Failed, Finished, Notice, RunIn
 from .devices import synchronize, to_device
 from .generate import Prediction, predict
 from .implementations import Implementation
-from .model import RNNModel
+from .model import ModelSpec, RNNModel
 from .optim import scheduled_lr
 from .run_parts import Progress, Run, build_run
 from .sampling import GREEDY, Sampling, parse_sampling
@@ -147,6 +147,14 @@ class Trainer:
     @property
     def impl(self) -> Implementation:
         return self.parts.impl
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.parts.spec
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.parts.optimizer
 
     @property
     def corpus(self) -> Corpus:

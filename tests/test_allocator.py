@@ -57,12 +57,12 @@ def test_a_training_step_reuses_freed_memory(impl):
 
 
 def test_the_trainer_applies_it(monkeypatch):
-    from engine import trainer as trainer_module
+    from engine import run_parts, trainer as trainer_module
     from engine.config import TrainConfig
     from engine.corpus import Corpus
 
     calls = []
-    monkeypatch.setattr(trainer_module, "reuse_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(run_parts, "reuse_freed_memory", lambda: calls.append(1) or True)
     t = trainer_module.Trainer(TrainConfig(num_hiddens=8, max_tokens=500, batch_size=2,
                                            num_steps=5, epochs=1, threads=1),
                                corpus=Corpus("tiny", "the time traveller " * 40, sha1="0" * 40))
