@@ -7,8 +7,10 @@ import pytest
 
 from engine.config import ConfigError, TrainConfig
 from engine.checkpoint import CheckpointError, load_checkpoint
-from engine.trainer import (EpochDone, Finished, RunState, SampleReady, SettingChanged, Started,
-                            Trainer, resume_config)
+from engine.corpus import Corpus
+from engine.run_parts import Progress
+from engine.trainer import (EpochDone, Finished, NotSetUp, RunState, SampleReady, SettingChanged,
+                            Started, Trainer, resume_config)
 
 SMALL = dict(num_hiddens=64, max_tokens=5000, batch_size=16, num_steps=20, threads=1,
              sample_every=2, impl="book")
@@ -212,6 +214,58 @@ def test_errors_in_setup_end_in_error_state_not_an_exception(tmp_path):
     trainer = Trainer(TrainConfig(corpus=str(tmp_path / "missing.txt"), threads=1))
     snap = trainer.run()
     assert snap.state == RunState.ERROR and "does not exist" in snap.message
+
+
+def test_before_set_up_there_are_no_parts_and_asking_for_one_says_so(timemachine_corpus):
+    trainer = make(timemachine_corpus, epochs=1)
+    assert trainer.info is None  # what the app polls for
+    for read in (lambda: trainer.net, lambda: trainer.vocab, lambda: trainer.loader,
+                 trainer.checkpoint, lambda: trainer.predict("time")):
+        with pytest.raises(NotSetUp, match="not set up yet: setup"):
+            read()
+    info = trainer.setup()
+    assert trainer.info is info and len(trainer.vocab) == info.vocab_size
+    assert trainer.setup() is info and trainer.parts is trainer.parts  # built once
+
+
+def test_a_set_up_that_fails_leaves_no_half_built_run():
+    trainer = Trainer(TrainConfig(**SMALL), corpus=Corpus("one letter", "a" * 5000, "0" * 40))
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        trainer.setup()
+    assert trainer.info is None
+    with pytest.raises(NotSetUp):
+        trainer.vocab  # built before the error, but never handed over
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        trainer.setup()  # tried again from the start, not half done
+
+
+def test_the_progress_a_checkpoint_keeps_comes_back_whole(timemachine_corpus, tmp_path):
+    first = make(timemachine_corpus, epochs=3, val_fraction=0.1)
+    first.run()
+    ckpt = load_checkpoint(first.save(tmp_path / "run.pt"))
+    back = Progress.from_checkpoint(ckpt)
+    kept = ("epoch", "history", "history_stride", "val_history", "samples", "elapsed",
+            "perplexity", "val_perplexity")
+    assert {k: getattr(back, k) for k in kept} == {k: getattr(first.progress, k) for k in kept}
+    assert back.epoch == 3 and len(back.val_history) == 3 and back.samples
+    assert back.loss is None and back.tokens_per_sec == 0.0  # a batch's, not kept
+    # A resumed trainer stands there from the start: before set-up, epochs cannot go below it.
+    resumed = Trainer(resume_config(ckpt, epochs=6), corpus=timemachine_corpus, resume=ckpt)
+    assert resumed.progress == back
+    with pytest.raises(ConfigError, match="epochs must be at least 3"):
+        resumed.set_epochs(2)
+
+
+def test_live_changes_replace_the_settings_in_force_not_the_config(timemachine_corpus):
+    trainer = make(timemachine_corpus, epochs=2)
+    started = trainer.in_force
+    trainer.set_lr(0.5)
+    trainer.set_live("sampling", "temperature 0.5")
+    trainer.run()
+    assert trainer.in_force.lr == 0.5 and trainer.in_force.sampling == "temperature 0.5"
+    assert started.lr == trainer.config.lr == 1.0 and trainer.config.sampling == "greedy"
+    assert trainer.in_force == trainer.config.replace(lr=0.5, sampling="temperature 0.5")
+    assert trainer.checkpoint().live["lr"] == 0.5 and trainer.snapshot().lr == 0.5
 
 
 @pytest.mark.parametrize("iterator", ["sequential", "random"])
