@@ -82,6 +82,12 @@ class RunInfo:
     dropped: str | None = None
 
 
+# What a run keeps of its past (the trainer and a watcher alike): per-epoch points, beyond
+# which the history is halved, and sample rounds, newest first.
+MAX_HISTORY = 4096
+MAX_SAMPLES = 50
+
+
 # Events, in the order they happen; drained by the UI or passed to on_event.
 @dataclass(frozen=True)
 class Started:

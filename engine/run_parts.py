@@ -20,7 +20,7 @@ from .config import ConfigError, TrainConfig
 from .corpus import Corpus, load_text
 from .data import SeqDataLoader, Vocab, dropped_letters, dropped_notice, load_corpus
 from .devices import describe, free_memory, resolve_device
-from .events import RunInfo, Sample
+from .events import MAX_HISTORY, MAX_SAMPLES, RunInfo, Sample
 from .implementations import Implementation, get_implementation
 from .model import ModelSpec, RNNModel, estimated_bytes, model_spec
 from .optim import make_optimizer
@@ -28,8 +28,6 @@ from .threads import ALL_CORES, ThreadTuner, threads_label
 from .train import CarriedGraph
 from .validation import holdout
 
-MAX_HISTORY = 4096         # per-epoch points kept; beyond that the history is halved
-MAX_SAMPLES = 50           # sample rounds kept, newest first
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: it holds tensors and a model

@@ -17,13 +17,10 @@ from typing import Any
 
 from .config import ConfigError, TrainConfig
 from .runs import STALE_S, MetricsTail, metrics_path
-from .events import (Diverged, EpochDone, Event, Failed, Finished, RunInfo, RunState, Sample,
+from .events import (MAX_HISTORY, MAX_SAMPLES, Diverged, EpochDone, Event, Failed, Finished, RunInfo, RunState, Sample,
                      SettingChanged, Snapshot, Started, Stopped)
 
 POLL_S = 0.25   # how often the log is read
-# As the trainer keeps them (engine.run_parts, which loads torch: this module does not).
-MAX_HISTORY = 4096
-MAX_SAMPLES = 50
 READ_ONLY = ("this run trains elsewhere and is only watched (read-only); steer it where it "
              "runs, or open its checkpoint with rnn-tui --resume")
 

@@ -102,11 +102,6 @@ def test_a_replaced_log_starts_over(tmp_path):
     assert follower.config.num_hiddens == 32
 
 
-def test_the_follower_keeps_what_the_trainer_keeps():
-    from engine import run_parts, watch
-    assert (watch.MAX_HISTORY, watch.MAX_SAMPLES) == (run_parts.MAX_HISTORY, run_parts.MAX_SAMPLES)
-
-
 def test_watch_refuses_a_path_without_a_run(tmp_path, capsys):
     assert main(["watch", str(tmp_path)]) == 2
     assert "rnn-tui watch: error:" in capsys.readouterr().err
