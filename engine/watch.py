@@ -17,8 +17,8 @@ from typing import Any
 
 from .config import ConfigError, TrainConfig
 from .runs import STALE_S, MetricsTail, metrics_path
-from .events import (MAX_HISTORY, MAX_SAMPLES, Diverged, EpochDone, Event, Failed, Finished, RunInfo, RunState, Sample,
-                     SettingChanged, Snapshot, Started, Stopped)
+from .events import (MAX_HISTORY, MAX_SAMPLES, Diverged, EpochDone, Event, Failed, Finished,
+                     RunInfo, RunState, Sample, SettingChanged, Snapshot, Started, Stopped)
 
 POLL_S = 0.25   # how often the log is read
 READ_ONLY = ("this run trains elsewhere and is only watched (read-only); steer it where it "
