@@ -569,15 +569,24 @@ class RnnTuiApp(App[int]):
         self.trainer.step(1)
         self.set_timer(0.05, self.poll)
 
-    async def action_restart(self) -> None:
-        if self.refused_read_only():
-            return
+    def new_config_or_say(self, title: str) -> tuple[TrainConfig, str] | None:
+        """The form's settings as a config and its changes, one line each ("Label: old → new");
+        None, with the problem said under `title`, if the form holds a bad value."""
         try:
             config, diff = self.new_config()
         except ConfigError as e:
-            self.notify(str(e), title="Cannot restart with these settings", severity="error",
-                        timeout=6, markup=False)
+            self.notify(str(e), title=title, severity="error", timeout=8, markup=False)
+            return None
+        return config, "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
+                                  for name, (old, new) in diff.items())
+
+    async def action_restart(self) -> None:
+        if self.refused_read_only():
             return
+        found = self.new_config_or_say("Cannot restart with these settings")
+        if found is None:
+            return
+        config, changes = found
         snap = self.last_snapshot
         progress = (f" (epoch {snap.epoch} of {snap.epochs})" if snap is not None and snap.epoch
                     else "")
@@ -587,8 +596,7 @@ class RnnTuiApp(App[int]):
         else:
             kept = "is dropped"
         body = f"Training starts again from scratch; this run's progress{progress} {kept}."
-        details = "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
-                            for name, (old, new) in diff.items()) or "Same settings, a new model."
+        details = changes or "Same settings, a new model."
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -603,18 +611,14 @@ class RnnTuiApp(App[int]):
         the current weights; this run is checkpointed (when recorded) and kept."""
         if self.trainer is None or self.refused_read_only():
             return
-        try:
-            config, diff = self.new_config()
-        except ConfigError as e:
-            self.notify(str(e), title="Cannot fork with these settings", severity="error",
-                        timeout=8, markup=False)
+        found = self.new_config_or_say("Cannot fork with these settings")
+        if found is None:
             return
+        config, changes = found
         recorder = self.recorder
         parent = (f"is kept in {recorder.run_dir}" if recorder is not None
                   and recorder.run_dir is not None else "stops (this session does not record it)")
-        changes = "\n".join(f"{SPECS[name].label}: {show_value(old)} → {show_value(new)}"
-                            for name, (old, new) in diff.items()) or (
-            "No setting changed: edit the panel (e) first for a comparison.")
+        changes = changes or "No setting changed: edit the panel (e) first for a comparison."
 
         def answered(mode: str | None) -> None:
             if mode:
