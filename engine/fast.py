@@ -5,7 +5,9 @@ The math is the book's path's (engine.model.RNNModel, the cells' own equations),
   times W_x is a row of W_x: a lookup; an embedded one is a row of W_emb W_x);
 - the output layer of all steps is one matrix product;
 - only the recurrence stays a loop over time (the cell's `<cell>_recurrence`, whose gates share
-  one product of H), and it runs on the fastest route this device offers.
+  one product of H; the RNN's and the GRU's with a backward written by hand, which makes each
+  hidden weight's gradient one product over all steps), and it runs on the fastest route
+  this device offers.
 
 Routes, chosen once per device and kind of model, and named in the implementation's `detail`:
 - "onednn" (CPU, the chapter's model: one layer, one-hot, tanh): oneDNN's matrix product with

@@ -283,6 +283,22 @@ def test_deep_embedded_model_passes_gradcheck_in_float64(name, impl, monkeypatch
     assert torch.autograd.gradcheck(f, (*state, *params))
 
 
+@pytest.mark.parametrize("activation", [torch.tanh, torch.relu])
+def test_the_rnns_hand_written_backward_passes_gradcheck_in_float64(activation):
+    """RNNRecurrence (the fast path's RNN loop off the oneDNN route) against numerical
+    gradients, for either activation."""
+    from engine.cells.rnn import RNNRecurrence
+
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    how = RNNRecurrence.ACTIVATIONS[activation]
+    assert torch.autograd.gradcheck(lambda XW, H, W_hh: RNNRecurrence.apply(XW, H, W_hh, how),
+                                    (rand(4, 3, 5), rand(3, 5), rand(5, 5)))
+
+
 def test_the_grus_hand_written_backward_passes_gradcheck_in_float64():
     """GRURecurrence (the fast path's GRU loop) against numerical gradients: every input, the
     initial state, each hidden weight, and a loss on every step's H and the last one."""

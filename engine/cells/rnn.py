@@ -66,16 +66,62 @@ def rnn_recurrence(XW: torch.Tensor, state: State, params: Params, activation=to
                    ) -> tuple[torch.Tensor, State]:
     """H_t = phi(XW_t + H_{t-1} W_hh) for XW = X W_xh + b_h of all steps: (steps, batch, h).
 
-    Returns the H of every step, stacked, and the last state.
+    Returns the H of every step, stacked, and the last state. With gradients on, the loop
+    runs in RNNRecurrence (a backward written by hand); without, as plain PyTorch.
     """
     _, W_hh, _ = params
     H, = state
+    if torch.is_grad_enabled() and activation in RNNRecurrence.ACTIVATIONS:
+        Hs = RNNRecurrence.apply(XW, H, W_hh, RNNRecurrence.ACTIVATIONS[activation])
+        return Hs, (Hs[-1],)
     outputs = []
     # unbind, not XW[t]: indexing would make autograd zero-fill a full-size buffer every step.
     for xw in XW.unbind(0):
         H = activation(torch.addmm(xw, H, W_hh))
         outputs.append(H)
     return torch.stack(outputs), (H,)
+
+
+def _relu_backward(grad, output, grad_input):
+    return torch.ops.aten.threshold_backward.grad_input(grad, output, 0.0, grad_input=grad_input)
+
+
+class RNNRecurrence(torch.autograd.Function):
+    """rnn_recurrence's loop with its backward written out: per step one product and the
+    activation in place, forward and backward, and the gradient of W_hh as one product at
+    the end (every step's H_{t-1} times every step's dA_t) instead of one per step.
+
+    Backward, per step: dA_t = dH_t * phi'(A_t) (from H_t: 1 - H_t^2 for tanh, H_t > 0 for
+    ReLU), dH_{t-1} = dA_t W_hh^T, added to what the output gives H_{t-1}.
+    """
+    # activation -> (its in-place form's name, its backward from the output)
+    ACTIVATIONS = {torch.tanh: ("tanh_", torch.ops.aten.tanh_backward.grad_input),
+                   torch.relu: ("relu_", _relu_backward)}
+
+    @staticmethod
+    def forward(ctx, XW, H0, W_hh, activation):
+        in_place, ctx.backward_fn = activation
+        num_steps, batch_size, num_hiddens = XW.shape
+        Hs = XW.new_empty(num_steps + 1, batch_size, num_hiddens)  # Hs[t]: H before step t
+        Hs[0] = H0
+        for t in range(num_steps):
+            getattr(torch.addmm(XW[t], Hs[t], W_hh, out=Hs[t + 1]), in_place)()
+        ctx.save_for_backward(Hs, W_hh)
+        return Hs[1:]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dHs):
+        Hs, W_hh = ctx.saved_tensors
+        dA = torch.empty_like(dHs)       # the pre-activation's gradient, every step
+        dH = torch.zeros_like(Hs[0])     # what reaches H from the steps after
+        for t in range(dHs.shape[0] - 1, -1, -1):
+            dH += dHs[t]
+            ctx.backward_fn(dH, Hs[t + 1], grad_input=dA[t])
+            dH = torch.mm(dA[t], W_hh.T)
+        dW_hh = torch.mm(Hs[:-1].flatten(0, 1).T, dA.flatten(0, 1))
+        return dA, dH, dW_hh, None
+
 
 
 def fused_weights(params: Params) -> Params:
