@@ -1241,8 +1241,9 @@ async def test_a_failed_write_pauses_with_a_message_and_space_tries_again(
 
 
 @run_async
-async def test_k_shades_the_continuation_by_each_characters_probability(make_app):
+async def test_k_shades_the_continuation_by_each_characters_probability(make_app, monkeypatch):
     from tui.widgets.prompt_panel import confidence_style
+    monkeypatch.setenv("COLORTERM", "truecolor")
     app = make_app(SMALL.replace(lr=2.0))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g", *"the ")
@@ -1262,5 +1263,56 @@ async def test_k_shades_the_continuation_by_each_characters_probability(make_app
         assert styles == [confidence_style(q) for q in p.probs]
         await pilot.press("k")
         assert not prompt.shade
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+def decile(q: float) -> str:
+    """The probability's tenths as one digit: 0.07 -> 0, 0.5 -> 5, 0.93 and 1.0 -> 9."""
+    tenths = 0
+    while tenths < 9 and q >= (tenths + 1) / 10:
+        tenths += 1
+    return str(tenths)
+
+
+@pytest.mark.parametrize("env", [{"COLORTERM": ""}, {"TERM": "xterm-256color"},
+                                 {"COLORTERM": "truecolor", "NO_COLOR": "1"}],
+                         ids=["16 colours", "256 colours", "NO_COLOR"])
+@run_async
+async def test_without_truecolour_k_writes_each_characters_probability_under_it(
+        make_app, monkeypatch, env):
+    """The shading's text fallback: a row of digits (tenths) under each row of the text."""
+    monkeypatch.delenv("COLORTERM", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = make_app(SMALL.replace(lr=2.0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await epochs_done(pilot, app, 1)
+        await pause(pilot, app)  # the model holds still: one answer to read
+        await pilot.press("g", *"the ")
+        prompt = app.query_one(PromptPanel)
+        await wait_for(pilot, lambda: prompt.prediction is not None
+                       and prompt.prediction.prefix == "the ", what="a prediction")
+        await pilot.press("escape", "k")
+        await pilot.pause(0.05)
+        p = prompt.prediction
+        assert prompt.shade and prompt.digits
+        legend = text_of(app, "#prompt-unknown")
+        assert "under each generated character: its probability when chosen, in tenths" in legend
+        assert "probability of each character when chosen" not in legend  # the colour legend
+        rows = text_of(app, "#prompt-output").split("\n")
+        width = app.query_one("#prompt-output").content_size.width
+        assert len(rows) % 2 == 0 and len(rows) >= 4  # 50 characters: more than one row
+        texts, marks = rows[0::2], rows[1::2]
+        assert all(0 < len(t) <= width for t in texts)
+        assert all(set(m) <= set(" 0123456789") and len(m) <= len(t)
+                   for t, m in zip(texts, marks))
+        assert "".join(texts) == "the " + p.text
+        shown = "".join(m.ljust(len(t)) for t, m in zip(texts, marks))
+        assert shown == "    " + "".join(decile(q) for q in p.probs)
+        await pilot.press("k")
+        await pilot.pause(0.05)
+        assert text_of(app, "#prompt-output") == "the " + p.text
+        assert not app.query_one("#prompt-unknown").display  # nor its legend
         await pilot.press("q")
     assert app.return_code == 0

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive, var
+from rich.cells import cell_len
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
@@ -16,6 +17,7 @@ from engine.text import printable
 
 from .. import format as fmt
 from ..bindings import hint
+from ..colour import truecolour
 from ..figures import ramp
 from ..messages import PredictionRequested
 from .ordered_input import OrderedInput
@@ -34,10 +36,20 @@ def confidence_style(prob: float) -> str:
     return f"{'white' if prob > 0.55 else 'black'} on rgb({r},{g},{b})"
 
 
+def confidence_digit(prob: float) -> str:
+    """The text fallback's mark for a probability: its tenths, 0 (under 10%) to 9 (90% or more)."""
+    return str(min(9, max(0, int(prob * 10))))
+
+
 CONFIDENCE_LEGEND = Content.assemble(
     "probability of each character when chosen: ",
     *((f" {q:.0%} ", confidence_style(q)) for q in (1.0, 0.75, 0.5, 0.25, 0.0)),
     ("  k: off", "$text-muted"))
+
+# Without truecolour the ramp's steps run together: a digit under each character instead.
+CONFIDENCE_LEGEND_DIGITS = Content.assemble(
+    "under each generated character: its probability when chosen, in tenths "
+    "(9: 90% or more, 0: under 10%)", ("  k: off", "$text-muted"))
 
 
 def parse_length(text: str) -> int:
@@ -60,6 +72,8 @@ class PromptPanel(Vertical):
     error: reactive[str] = var("")
     epoch: reactive[int | None] = var(None)
     shade: reactive[bool] = var(False)  # the continuation shaded by each character's probability
+    # The shading as a line of digits under the text: for terminals without truecolour.
+    digits: reactive[bool] = var(False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -88,8 +102,13 @@ class PromptPanel(Vertical):
         yield TopChars(id="top-chars")
 
     def on_mount(self) -> None:
+        self.digits = not truecolour(self.app)
         self._ready = True
         self._show()
+
+    def on_resize(self) -> None:
+        if self.shade and self.digits:
+            self._show()  # the digit lines are laid out at the width
 
     # ---- reading the controls -------------------------------------------------------------
 
@@ -157,6 +176,9 @@ class PromptPanel(Vertical):
     def watch_shade(self) -> None:
         self._show()
 
+    def watch_digits(self) -> None:
+        self._show()
+
     def _show(self) -> None:
         if not self._ready:
             return
@@ -173,6 +195,10 @@ class PromptPanel(Vertical):
             output.update(Content.styled(hint(
                 self.app, "{focus_prompt}, then type: the model continues your text as you "
                 "type, with the odds of the next character."), "$text-muted"))
+        elif self.shade and self.digits:
+            # A column is kept for the scrollbar, which may come with the longer text.
+            width = self.query_one("#prompt-scroll").size.width - 1
+            output.update(self.render_prediction_digits(p, room, max(10, width)))
         else:
             output.update(self.render_prediction(p, room, self.shade))
         top.top = p.top if p is not None else ()
@@ -180,7 +206,8 @@ class PromptPanel(Vertical):
         shading = bool(self.shade and p is not None and p.probs and not self.error)
         unknown.display = shading or bool(p is not None and (p.unknown or p.note or p.truncated))
         if unknown.display:
-            notes = [CONFIDENCE_LEGEND] if shading else []
+            legend = CONFIDENCE_LEGEND_DIGITS if self.digits else CONFIDENCE_LEGEND
+            notes = [legend] if shading else []
             if p.unknown or p.note or p.truncated:
                 notes.append(self.render_notes(p))
             unknown.update(Content("\n").join(notes))
@@ -211,6 +238,34 @@ class PromptPanel(Vertical):
         else:
             parts.append((printable(p.text), "$text-success on $success 12%"))
         return Content.assemble(*parts)
+
+    @classmethod
+    def render_prediction_digits(cls, p: Prediction, room: int, width: int) -> Content:
+        """As render_prediction, rows of at most `width` cells, each with a row under it that
+        gives every continuation character's probability as a digit (confidence_digit)."""
+        if len(p.probs) != len(p.text):
+            return cls.render_prediction(p, room)
+        bad = frozenset(pos - p.truncated for pos, _ in p.unknown if pos >= p.truncated)
+        cells = [(text, style, " " * cell_len(text))
+                 for text, style in cls.tail(p.prefix, room, bad, cut=bool(p.truncated))]
+        for ch, q in zip(p.text, p.probs):
+            shown = printable(ch)
+            cells.append((shown, "$text-success on $success 12%",
+                          confidence_digit(q).ljust(cell_len(shown))))
+        rows: list[Content] = []
+        row: list[tuple[str, str, str]] = []
+        used = 0
+        for cell in cells + [None]:
+            if cell is None or (row and used + cell_len(cell[0]) > width):
+                rows.append(Content.assemble(*((text, style) for text, style, _ in row)))
+                marks = "".join(mark for *_, mark in row).rstrip()
+                if marks:  # none under the prefix's rows
+                    rows.append(Content.styled(marks, "dim"))
+                row, used = [], 0
+            if cell is not None:
+                row.append(cell)
+                used += cell_len(cell[0])
+        return Content("\n").join(rows)
 
     @classmethod
     def render_notes(cls, p: Prediction) -> Content:
