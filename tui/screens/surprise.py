@@ -3,8 +3,6 @@ the characters that surprised the model most."""
 
 from __future__ import annotations
 
-import os
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -14,15 +12,12 @@ from textual.widgets import Input, Static
 
 from engine.inspect import Surprise, surprise
 
+from ..colour import truecolour
 from ..format import visible_text
 from ..widgets.surprise_text import SurpriseText, legend
 from .inspect_view import InspectScreen
 
 PASSAGE_CHARS = 2_000   # an empty field reads this much of the training text
-
-
-def truecolour() -> bool:
-    return os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
 
 
 def training_passage(trainer, chars: int = PASSAGE_CHARS) -> str:
@@ -47,13 +42,13 @@ class SurpriseScreen(InspectScreen):
                         id="surprise-input", select_on_focus=False)
             yield Static("", classes="inspect-note", markup=False)
             yield Static("", id="surprise-summary", markup=False)
-            yield Static(legend(not truecolour()), id="surprise-legend", markup=False)
+            yield Static(legend(not truecolour(self.app)), id="surprise-legend", markup=False)
             with VerticalScroll(id="surprise-scroll"):
                 yield SurpriseText(id="surprise-text")
                 yield Static("", id="surprise-hardest", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one(SurpriseText).markers = not truecolour()
+        self.query_one(SurpriseText).markers = not truecolour(self.app)
         self.set_focus(None)
         self.read()
 
