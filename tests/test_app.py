@@ -1298,7 +1298,7 @@ async def test_without_truecolour_k_writes_each_characters_probability_under_it(
         p = prompt.prediction
         assert prompt.shade and prompt.digits
         legend = text_of(app, "#prompt-unknown")
-        assert "under each generated character: its probability when chosen, in tenths" in legend
+        assert "under each character: its probability when chosen, in tenths" in legend
         assert "probability of each character when chosen" not in legend  # the colour legend
         rows = text_of(app, "#prompt-output").split("\n")
         width = app.query_one("#prompt-output").content_size.width

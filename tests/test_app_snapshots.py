@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import Future
+from dataclasses import replace
 
 import pytest
 
@@ -140,21 +141,50 @@ def test_full_plot(snap_compare, size):
     assert snap_compare(make_app(), terminal_size=size, run_before=plot)
 
 
+async def answered_prompt(pilot) -> None:
+    """"Time tr" typed in the prompt, its answer shown, and the prompt left."""
+    await until_ready(pilot)
+    await pilot.press("g", *"Time tr")
+    app, prompt = pilot.app, pilot.app.query_one("#prompt")
+    # Until the answer to the whole prefix is in (typing may outlast the debounce).
+    while (prompt.prediction is None or prompt._debounce is not None
+           or prompt._requested is None or prompt._requested[0] != "Time tr"
+           or app._prediction_answered != app._prediction_token):
+        await pilot.pause(0.05)
+    await pilot.press("escape")
+    await pilot.pause(0.3)
+
+
 @SIZES
 def test_prompt_and_plot(snap_compare, size):
-    async def prompt(pilot):
-        await until_ready(pilot)
-        await pilot.press("g", *"Time tr")
-        app, prompt = pilot.app, pilot.app.query_one("#prompt")
-        # Until the answer to the whole prefix is in (typing may outlast the debounce).
-        while (prompt.prediction is None or prompt._debounce is not None
-               or prompt._requested is None or prompt._requested[0] != "Time tr"
-               or app._prediction_answered != app._prediction_token):
-            await pilot.pause(0.05)
-        await pilot.press("escape")
+    assert snap_compare(make_app(), terminal_size=size, run_before=answered_prompt)
+
+
+# Sure and unsure characters in turn, from 7% to 97%.
+CONFIDENT = replace(PREDICTION, probs=tuple(round(0.97 - 0.9 * abs(math.sin(i * 0.7)), 3)
+                                            for i in range(len(PREDICTION.text))))
+
+
+class ConfidentTrainer(FakeTrainer):
+    def request_prediction(self, prefix: str, num_preds: int = 50, sampling=None):
+        future: Future = Future()
+        future.set_result(CONFIDENT)
+        return future
+
+
+@pytest.mark.parametrize("colorterm", ["truecolor", ""], ids=["truecolour", "digits"])
+def test_confidence_shading(snap_compare, monkeypatch, colorterm):
+    """k: the continuation on the colour of each character's probability, or, without
+    truecolour, the probability's tenths under each character."""
+    monkeypatch.setenv("COLORTERM", colorterm)
+
+    async def shade(pilot):
+        await answered_prompt(pilot)
+        await pilot.press("k")
         await pilot.pause(0.3)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=prompt)
+    assert snap_compare(RnnTuiApp(CONFIG, trainer_factory=ConfidentTrainer),
+                        terminal_size=(80, 24), run_before=shade)
 
 
 def test_restart_confirmation(snap_compare):

@@ -16,9 +16,9 @@ from tui.screens.gradients import GradientsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.hidden_units import HiddenUnitsScreen
 from tui.screens.surprise import SurpriseScreen
-from tui.widgets.gradient_plot import GradientPlot
+from tui.widgets.gradient_plot import MARKERS, GradientPlot
 from tui.widgets.surprise_text import SurpriseText
-from tui.widgets.unit_heatmap import UnitHeatmap
+from tui.widgets.unit_heatmap import BLOCKS, UnitHeatmap
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 HOSTILE = 'the "time\x1b[2J traveller" said. then \u202eit was'
@@ -100,6 +100,7 @@ async def test_hidden_units_screen_finds_the_unit(app, size):
         assert isinstance(screen, HiddenUnitsScreen)
         await answered(pilot, screen)
         assert screen.result.char_class == "space"
+        assert "by height and colour" in text_of(screen.query_one("#units-legend"))
         await pilot.press("2")  # vowels
         await wait_for(pilot, lambda: screen.result.char_class == "vowel" and not screen.pending)
         text = screen.result.text
@@ -135,6 +136,7 @@ async def test_gradients_screen_draws_the_norms_through_time(app, size):
         assert screen.result.gradients.H == expected.gradients.H
         plot = screen.query_one(GradientPlot)
         assert dict(plot.series)["dL/dH"] == expected.gradients.H
+        assert not plot.markers  # in truecolour, the colours tell the curves apart
         summary = text_of(screen.query_one("#gradients-summary"))
         assert f"batch 1 of {expected.batches}" in summary
         table = text_of(screen.query_one("#gradients-table")).splitlines()
@@ -142,6 +144,48 @@ async def test_gradients_screen_draws_the_norms_through_time(app, size):
         await pilot.press("b")
         await wait_for(pilot, lambda: screen.result.index == 1 and not screen.pending)
         assert "batch 2 of" in text_of(screen.query_one("#gradients-summary"))
+        await pilot.press("escape")
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_without_truecolour_each_view_says_in_text_what_its_colours_say(
+        timemachine_corpus, monkeypatch):
+    monkeypatch.delenv("COLORTERM", raising=False)  # 16 colours: the ramps run together
+    app = RnnTuiApp(SMALL, timemachine_corpus)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await epochs_done(pilot, app, 1)
+        await pause(pilot, app)
+        # Surprise: the loss as a digit under each character, from the start.
+        await pilot.press("i")
+        screen = app.screen
+        await answered(pilot, screen)
+        assert screen.query_one(SurpriseText).markers
+        assert "in whole nats" in text_of(screen.query_one("#surprise-legend"))
+        await pilot.press("escape")
+        # Hidden units: the legend speaks of heights alone, and the heights follow the values.
+        await pilot.press("u")
+        screen = app.screen
+        await answered(pilot, screen)
+        legend = text_of(screen.query_one("#units-legend"))
+        assert legend == f"cell: value by height, -1 (empty) {BLOCKS[1:]} +1"
+        rows = text_of(screen.query_one(UnitHeatmap)).splitlines()[2:]
+        for row, values in zip(rows, screen.result.rows):
+            glyphs = row.split("│", 1)[1]
+            heights = [BLOCKS.index(g) for _, g in sorted(zip(values, glyphs))]
+            assert heights == sorted(heights) and len(glyphs) == len(values)
+        await pilot.press("escape")
+        # Gradients: each curve its own marker, shown beside its name in the legend.
+        await pilot.press("t")
+        screen = app.screen
+        await answered(pilot, screen)
+        plot = screen.query_one(GradientPlot)
+        await pilot.pause(0.1)
+        assert plot.markers
+        drawn = str(plot.render())
+        for (name, _), marker in zip(plot.series, MARKERS):
+            assert f"{marker}{marker} {name}" in drawn
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 0

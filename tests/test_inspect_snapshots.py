@@ -82,3 +82,10 @@ def test_hidden_units_screen(snap_compare, size):
 @SIZES
 def test_gradients_screen(snap_compare, size):
     assert snap_compare(make_app(), terminal_size=size, run_before=opened("t"))
+
+
+@pytest.mark.parametrize("key", ["u", "t"], ids=["hidden_units", "gradients"])
+def test_screen_without_truecolour(snap_compare, monkeypatch, key):
+    """The heatmap's legend in heights alone; a marker for each gradient curve."""
+    monkeypatch.delenv("COLORTERM")
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=opened(key))

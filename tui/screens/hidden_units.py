@@ -12,7 +12,8 @@ from textual.widgets import Input, Static
 
 from engine.inspect import CHAR_CLASSES, UnitsView, units_view
 
-from ..widgets.unit_heatmap import UnitHeatmap
+from ..colour import truecolour
+from ..widgets.unit_heatmap import UnitHeatmap, legend, scale_of
 from .inspect_view import InspectScreen
 from .surprise import training_passage
 
@@ -43,6 +44,7 @@ class HiddenUnitsScreen(InspectScreen):
                         id="units-input", select_on_focus=False)
             yield Static(self.classes_line(), id="units-classes", markup=False)
             yield Static("", classes="inspect-note", markup=False)
+            yield Static(legend(colour=truecolour(self.app)), id="units-legend", markup=False)
             with ScrollableContainer(id="units-map"):
                 yield UnitHeatmap(id="units-heatmap")
             with VerticalScroll(id="units-ranking-scroll"):
@@ -92,6 +94,8 @@ class HiddenUnitsScreen(InspectScreen):
     def show(self, result: UnitsView) -> None:
         self.result = result
         self.query_one(UnitHeatmap).view = result
+        self.query_one("#units-legend", Static).update(
+            legend(scale_of(result), truecolour(self.app)))
         ranking = Text()
         ranking.append(f"{result.char_class}: {CHAR_CLASSES[result.char_class]}\n", "bold")
         if result.problem:

@@ -1,4 +1,8 @@
-"""Gradient norms through time on a log axis (plotext): vanishing gradients fall to the left."""
+"""Gradient norms through time on a log axis (plotext): vanishing gradients fall to the left.
+
+Each curve has its colour; without truecolour (where colours may run together, or be grey)
+each has its own marker too, which the legend shows beside its name.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ import math
 from textual.reactive import reactive, var
 from textual_plotext import PlotextPlot
 
-COLOURS = ("cyan", "magenta", "green", "yellow")
+from ..colour import truecolour
+
+COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")  # LSTM clipped: 5 curves
+MARKERS = ("o", "x", "+", "*", "#", "%")  # without truecolour: one per curve, in the legend too
 
 
 class GradientPlot(PlotextPlot):
     # (name, norms at steps 1..n) per line
     series: reactive[tuple[tuple[str, tuple[float, ...]], ...]] = var(())
+    markers: reactive[bool] = var(False)  # a marker per curve, for terminals without truecolour
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -20,9 +28,13 @@ class GradientPlot(PlotextPlot):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.markers = not truecolour(self.app)
         self._replot()
 
     def watch_series(self) -> None:
+        self._replot()
+
+    def watch_markers(self) -> None:
         self._replot()
 
     def on_resize(self) -> None:
@@ -42,10 +54,10 @@ class GradientPlot(PlotextPlot):
         # axis mislabels), as the perplexity plot does.
         lo, hi = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
         hi = max(hi, lo + 1)
-        for (name, ys), colour in zip(self.series, COLOURS):
+        for (name, ys), colour, marker in zip(self.series, COLOURS, MARKERS):
             pts = [(t + 1, math.log10(y)) for t, y in enumerate(ys) if y > 0 and math.isfinite(y)]
-            plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="hd", color=colour,
-                     label=name)
+            plt.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, label=name,
+                     marker=marker if self.markers else "hd")
         # Headroom above the curves for the legend, which plotext draws in the top left corner.
         plt.ylim(lo, hi + max(1.0, 0.35 * (hi - lo)))
         # At most one label every other row: plotext draws labels that share a row over each

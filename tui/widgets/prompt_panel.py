@@ -48,8 +48,7 @@ CONFIDENCE_LEGEND = Content.assemble(
 
 # Without truecolour the ramp's steps run together: a digit under each character instead.
 CONFIDENCE_LEGEND_DIGITS = Content.assemble(
-    "under each generated character: its probability when chosen, in tenths "
-    "(9: 90% or more, 0: under 10%)", ("  k: off", "$text-muted"))
+    "under each character: its probability when chosen, in tenths", ("  k: off", "$text-muted"))
 
 
 def parse_length(text: str) -> int:

@@ -2,7 +2,7 @@
 
 Each cell is a block whose height gives the unit's activation (low: -1, full: +1) and whose
 colour goes from blue (negative) through white to red (positive), so the map reads in a
-terminal without colour too. The rows are the units that follow the chosen class best; the
+terminal without colour too (the legend then speaks of heights alone). The rows are the units that follow the chosen class best; the
 row above them marks the class. Wide texts scroll sideways.
 """
 
@@ -27,6 +27,25 @@ def cell(value: float, scale: float = 1.0) -> tuple[str, Style]:
     r, g, b = ramp((x + 1) / 2, DIVERGING)
     return BLOCKS[round((x + 1) / 2 * (len(BLOCKS) - 1))], Style(color=f"rgb({r},{g},{b})",
                                                                   bgcolor="rgb(40,40,40)")
+
+
+def scale_of(view: UnitsView) -> float:
+    """The value a full block stands for: 1 for H (tanh), more where LSTM's C leaves [-1, 1]."""
+    return max([1.0] + [abs(x) for row in view.rows for x in row])
+
+
+def legend(scale: float = 1.0, colour: bool = True) -> Text:
+    """What a cell means: its height (and, in colour, its hue) gives the unit's value."""
+    text = Text(f"cell: value by height{' and colour' if colour else ''}, -{scale:.3g} ")
+    if not colour:
+        text.append("(empty) ")
+    for level in range(1, len(BLOCKS)):
+        glyph, style = cell((level / (len(BLOCKS) - 1) * 2 - 1) * scale, scale)
+        text.append(glyph, style if colour else None)
+    text.append(f" +{scale:.3g}")
+    if colour:
+        text.append(" (blue < 0 < red)")
+    return text
 
 
 def class_mark(value: float, char_class: str) -> str:
@@ -59,7 +78,7 @@ class UnitHeatmap(Widget):
         out.append("\n")
         out.append(f"{v.char_class:>{LABEL - 1}}│", "dim")
         out.append("".join(class_mark(x, v.char_class) for x in v.values), "bold")
-        scale = max([1.0] + [abs(x) for row in v.rows for x in row])  # C can leave [-1, 1]
+        scale = scale_of(v)
         for (unit, r), row in zip(v.ranked, v.rows):
             out.append("\n")
             out.append(f"{v.part} {unit:<5} {r:+.2f}"[:LABEL - 1].rjust(LABEL - 1) + "│", "dim")
