@@ -41,14 +41,15 @@ def confidence_digit(prob: float) -> str:
     return str(min(9, max(0, int(prob * 10))))
 
 
+# In the notes line's warning colour, a legend would read as a warning: its words are muted.
 CONFIDENCE_LEGEND = Content.assemble(
-    "probability of each character when chosen: ",
+    ("probability of each character when chosen: ", "$text-muted"),
     *((f" {q:.0%} ", confidence_style(q)) for q in (1.0, 0.75, 0.5, 0.25, 0.0)),
     ("  k: off", "$text-muted"))
 
 # Without truecolour the ramp's steps run together: a digit under each character instead.
 CONFIDENCE_LEGEND_DIGITS = Content.assemble(
-    "under each character: its probability when chosen, in tenths", ("  k: off", "$text-muted"))
+    ("under each character: its probability when chosen, in tenths  k: off", "$text-muted"))
 
 
 def parse_length(text: str) -> int:
