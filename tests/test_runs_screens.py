@@ -55,7 +55,8 @@ async def open_browser(pilot, app) -> RunsScreen:
 
 @pytest.mark.parametrize("size", SIZES)
 @run_async
-async def test_browser_lists_sorts_filters_and_overlays(tmp_path, size):
+async def test_browser_lists_sorts_filters_and_overlays(tmp_path, size, monkeypatch):
+    monkeypatch.setenv("COLORTERM", "truecolor")
     three_runs()
     app = watched_app(tmp_path)
     async with app.run_test(size=size) as pilot:
@@ -67,7 +68,7 @@ async def test_browser_lists_sorts_filters_and_overlays(tmp_path, size):
         # A name is shown literally; the settings that differ are highlighted.
         name = table.get_cell_at((2, 1))
         assert name.plain == "20260101-000000-[b]bold[i]" and not name.spans
-        settings = table.get_cell_at((2, 2))
+        settings = table.get_cell_at((2, 8))
         assert "h=256" in settings.plain
         highlighted = {settings.plain[s.start:s.end] for s in settings.spans
                        if "bold" in str(s.style)}
@@ -104,6 +105,30 @@ async def test_browser_lists_sorts_filters_and_overlays(tmp_path, size):
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, RunsScreen)
+
+
+@run_async
+async def test_without_truecolour_the_overlay_marks_each_run(tmp_path, monkeypatch):
+    """Colours may run together (or be grey): each run's curves carry its number (train) and
+    letter (validation), in the plot and in the legend."""
+    monkeypatch.delenv("COLORTERM", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    three_runs()
+    app = watched_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_browser(pilot, app)
+        await pilot.press("space", "down", "space", "v")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverlayScreen), what="the overlay")
+        legend = str(app.screen.query_one("#overlay-legend", Static).render())
+        assert "1 11 " in legend and "2 22 " in legend and "aa" in legend and "bb" in legend
+        plot = app.screen.query_one(OverlayPlot)
+        assert plot.markers
+        await pilot.pause()
+        assert "a" in plot.plt.build() and "b" in plot.plt.build()  # the validation curves
+        plot.markers = False
+        await pilot.pause()
+        assert "a" not in plot.plt.build() and "b" not in plot.plt.build()
+        assert "━" not in legend
 
 
 @run_async

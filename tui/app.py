@@ -616,8 +616,9 @@ class RnnTuiApp(App[int]):
             return
         config, changes = found
         recorder = self.recorder
-        parent = (f"is kept in {recorder.run_dir}" if recorder is not None
-                  and recorder.run_dir is not None else "stops (this session does not record it)")
+        recorded = recorder is not None and recorder.run_dir is not None
+        parent = (f"is kept in {recorder.run_dir}" if recorded
+                  else "stops (this session does not record it)")
         changes = changes or "No setting changed: edit the panel (e) first for a comparison."
 
         def answered(mode: str | None) -> None:
@@ -625,7 +626,7 @@ class RnnTuiApp(App[int]):
                 self.run_worker(self.fork(config, mode), name="fork", group="restart",
                                 exclusive=True)
 
-        self.push_screen(ForkScreen(changes, parent), answered)
+        self.push_screen(ForkScreen(changes, parent, recorded), answered)
 
     async def fork(self, config: TrainConfig, mode: str) -> None:
         """Start the fork: "start" from epoch 0, "branch" from the last finished epoch."""

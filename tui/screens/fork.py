@@ -11,6 +11,8 @@ from textual.widgets import Button, Static
 
 CPU_NOTE = ("One run trains at a time (on a CPU two runs fight over the cores): this run stops "
             "here, checkpointed and kept; switch back to it with b (the run browser), enter.")
+UNRECORDED_NOTE = ("One run trains at a time (on a CPU two runs fight over the cores): this run "
+                   "stops here and, not recorded, cannot be taken up again.")
 
 
 class ForkScreen(ModalScreen["str | None"]):
@@ -23,9 +25,9 @@ class ForkScreen(ModalScreen["str | None"]):
     ]
     AUTO_FOCUS = "#fork-branch"
 
-    def __init__(self, changes: str, parent: str) -> None:
+    def __init__(self, changes: str, parent: str, recorded: bool = True) -> None:
         super().__init__()
-        self.changes, self.parent_kept = changes, parent
+        self.changes, self.parent_kept, self.recorded = changes, parent, recorded
 
     def compose(self) -> ComposeResult:
         with Vertical(id="fork-dialog") as dialog:
@@ -33,7 +35,8 @@ class ForkScreen(ModalScreen["str | None"]):
             yield Static(f"A new run with the hyperparameter panel's settings; this one "
                          f"{self.parent_kept}.", id="fork-body", markup=False)
             yield Static(self.changes, id="fork-changes", markup=False)
-            yield Static(CPU_NOTE, id="fork-note", markup=False)
+            yield Static(CPU_NOTE if self.recorded else UNRECORDED_NOTE, id="fork-note",
+                         markup=False)
             with Horizontal(id="fork-buttons"):
                 yield Button("From epoch 0, same seed (0)", id="fork-start", variant="primary")
                 yield Button("From these weights (w)", id="fork-branch", variant="warning")

@@ -1,8 +1,10 @@
 """Overlay: the perplexity curves of several runs in one plot, with a legend.
 
-Training curves are drawn as lines, validation curves as dots, one colour per run. Run
-names never reach plotext (which draws with terminal codes): the legend below the plot
-names them, as untrusted text, in their curves' colours.
+Training curves are drawn as lines, validation curves as dots, one colour per run; without
+truecolour (where colours run together, or are grey) each run's curves are drawn with its
+number (training) and its letter (validation) instead. Run names never reach plotext (which
+draws with terminal codes): the legend below the plot names them, as untrusted text, in
+their curves' colours and with their marks.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from textual_plotext import PlotextPlot
 
 from engine.runs import RunSummary
 
+from ..colour import truecolour
 from ..plot_file import series
 from ..widgets.perplexity_plot import log_ticks
 
@@ -30,16 +33,26 @@ COLOURS = (("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("re
            ("cyan+", "bright_cyan"), ("red+", "bright_red"))
 
 
+def marks(i: int) -> tuple[str, str]:
+    """Run i's markers without truecolour: its number for training, its letter for validation."""
+    return str(i + 1)[-1], "abcdefghijklmnopqrstuvwxyz"[i % 26]
+
+
 class OverlayPlot(PlotextPlot):
     log: reactive[bool] = reactive(True)
     x: reactive[str] = reactive("epochs")
+    markers: reactive[bool] = reactive(False)  # marks(i) instead of lines and dots
 
-    def __init__(self, runs: Sequence[RunSummary], **kwargs) -> None:
+    def __init__(self, runs: Sequence[RunSummary], markers: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.runs = list(runs)
+        self.set_reactive(OverlayPlot.markers, markers)
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.replot()
+
+    def watch_markers(self) -> None:
         self.replot()
 
     def watch_log(self) -> None:
@@ -67,7 +80,8 @@ class OverlayPlot(PlotextPlot):
                 if self.log:
                     ys = [math.log10(max(y, 1.0)) for y in ys]
                 # No plotext legend: it covers the first epochs; the one below names them.
-                plt.plot(xs, ys, color=colour, marker="hd" if label == "train" else "dot")
+                train_mark, val_mark = marks(i) if self.markers else ("hd", "dot")
+                plt.plot(xs, ys, color=colour, marker=train_mark if label == "train" else val_mark)
         if self.log:
             plt.ylim(0, math.log10(top) * 1.05)
             ticks = log_ticks(top, rows=max(2, self.content_size.height - 4))
@@ -90,19 +104,21 @@ class OverlayScreen(ModalScreen[None]):
         with Vertical(id="overlay-dialog") as dialog:
             dialog.border_title = f"{len(self.runs)} run(s)"
             dialog.border_subtitle = "l log/linear · x epochs/seconds · escape closes"
-            yield OverlayPlot(self.runs, id="overlay-plot")
+            yield OverlayPlot(self.runs, markers=not truecolour(self.app), id="overlay-plot")
             yield Static(self.legend(), id="overlay-legend")
 
     def legend(self) -> Text:
         """One line a run: its number and colour as in the plot, its name, its last numbers."""
         text = Text()
+        markers = not truecolour(self.app)
         for i, run in enumerate(self.runs):
             colour = COLOURS[i % len(COLOURS)][1]
+            train_mark, val_mark = (f"{c * 2}" for c in marks(i)) if markers else ("━━", "··")
             if text:
                 text.append("\n")
-            text.append(f"{i + 1} ━━ ", style=f"bold {colour}")
+            text.append(f"{i + 1} {train_mark} ", style=f"bold {colour}")
             text.append(run.name, style=colour)
-            val = f" · val {run.last_val:.3g} ··" if run.last_val is not None else ""
+            val = f" · val {run.last_val:.3g} {val_mark}" if run.last_val is not None else ""
             last = f"{run.last_train:.3g}" if run.last_train is not None else "-"
             text.append(f"  train {last}{val}", style="dim")
         return text

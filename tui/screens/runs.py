@@ -136,21 +136,22 @@ class RunsScreen(ModalScreen[None]):
         cursor = self.current()
         table.clear(columns=True)
         has_val = any(r.has_val for r in self.runs)
-        columns = ["", "run", "settings", "epoch", "best", "last"]
+        # The figures first, the settings after: at 80 columns a run's numbers stay in view.
+        columns = ["", "run", "epoch", "best", "last"]
         columns += ["best val", "last val"] if has_val else []
-        columns += ["tok/s", "state", "date"]
+        columns += ["state", "settings", "tok/s", "date"]
         table.add_columns(*columns)
         self.shown = self.filtered()
         differ = set(differing_settings(self.shown))
         for r in self.shown:
             row = [Text("✓" if r.path in self.marked else " ", style="bold"),
-                   Text(r.name), self.settings_text(r, differ),
-                   Text(f"{r.epoch}/{r.epochs}"), Text(_ppl(r.best_train)),
+                   Text(r.name), Text(f"{r.epoch}/{r.epochs}"), Text(_ppl(r.best_train)),
                    Text(_ppl(r.last_train))]
             if has_val:
                 row += [Text(_ppl(r.best_val)), Text(_ppl(r.last_val))]
             speed = "-" if r.tokens_per_sec is None else f"{r.tokens_per_sec:,.0f}"
-            row += [Text(speed), Text(r.state), Text(r.date[:16].replace("T", " "))]
+            row += [Text(r.state), self.settings_text(r, differ), Text(speed),
+                    Text(r.date[:16].replace("T", " "))]
             table.add_row(*row, key=str(r.path))
         if cursor is not None and cursor in self.shown:
             table.move_cursor(row=self.shown.index(cursor))
