@@ -100,6 +100,15 @@ APP_BINDINGS: list[Binding] = [
     for action, description in ((k.action, k.description), *((k.toggled,) if k.toggled else ()))
 ]
 
+# Tab and shift+tab inside a panel of fields, as priority bindings: the App runs those as the
+# key arrives, before it hands the next key to the focused field. As an ordinary binding, tab
+# moved the focus only once it had bubbled up from the field, and what was typed right after
+# it (tmux send-keys, a paste, a fast typist) went into the field just left.
+FIELD_BINDINGS: list[Binding] = [
+    Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+    Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
+]
+
 # Keys the app's widgets use: a keymap that takes them would break the fields or the palette.
 RESERVED = {"tab": "moves between fields", "shift+tab": "moves between fields",
             "enter": "applies a field", "ctrl+p": "opens the command palette"}

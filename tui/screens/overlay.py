@@ -27,10 +27,12 @@ from ..colour import truecolour
 from ..plot_file import series
 from ..widgets.perplexity_plot import log_ticks
 
-# (plotext colour, rich colour): the same hue in the plot and in the legend.
-COLOURS = (("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("red", "red"),
-           ("magenta", "magenta"), ("blue", "blue"), ("yellow", "yellow"), ("gray", "grey62"),
-           ("cyan+", "bright_cyan"), ("red+", "bright_red"))
+# One colour per run, as RGB, so that the plot and the legend show the very same one (plotext's
+# named colours go through the terminal's palette, the legend's through Rich's). Okabe and
+# Ito's palette, which colour-blind eyes tell apart, then two more.
+PALETTE = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178),
+           (213, 94, 0), (204, 121, 167), (153, 153, 153), (255, 255, 255), (0, 210, 210))
+COLOURS = tuple((rgb, "rgb({},{},{})".format(*rgb)) for rgb in PALETTE)  # (plotext, rich)
 
 
 def marks(i: int) -> tuple[str, str]:

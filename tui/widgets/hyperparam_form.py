@@ -24,7 +24,7 @@ from engine.config import (FIELD_TYPES, LIVE_FIELDS, SETTINGS, ConfigError, Kind
                            check_field, quoted)
 from engine.text import printable
 
-from ..bindings import hint
+from ..bindings import FIELD_BINDINGS, hint
 from ..messages import LiveSettingChanged, RestartRequested
 from .ordered_input import OrderedInput
 
@@ -113,7 +113,8 @@ class FieldRow(Widget):
 class HyperparamForm(VerticalScroll):
     """Posts LiveSettingChanged and RestartRequested; the app owns the trainer."""
 
-    BINDINGS = [Binding("escape", "leave_field", "Leave input", id="leave-input")]
+    BINDINGS = [Binding("escape", "leave_field", "Leave input", id="leave-input"),
+                *FIELD_BINDINGS]
 
     config: reactive[TrainConfig] = var(TrainConfig, init=False)
     live: reactive[dict[str, Any]] = var(dict, init=False)

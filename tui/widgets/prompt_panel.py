@@ -16,7 +16,7 @@ from engine.sampling import Sampling
 from engine.text import printable
 
 from .. import format as fmt
-from ..bindings import hint
+from ..bindings import FIELD_BINDINGS, hint
 from ..colour import truecolour
 from ..figures import ramp
 from ..messages import PredictionRequested
@@ -66,6 +66,7 @@ class PromptPanel(Vertical):
     """Posts PredictionRequested (debounced) while the user types; the app answers by setting
     `prediction` or `error`."""
 
+    BINDINGS = FIELD_BINDINGS
     _ready = False  # set on mount: watchers run before the children exist
 
     prediction: reactive[Prediction | None] = var(None)
