@@ -88,10 +88,11 @@ async def test_compare_with_another_runs_checkpoint(app, other_checkpoint, size)
         assert result.losses_b == pytest.approx(expected.losses_b, rel=1e-5)
         assert result.missing_b == expected.missing_b != ""   # 'b', 'y', 'w', ... unknown to B
         summary = text_of(screen.query_one("#surprise-summary"))
-        assert f"A this run {expected.perplexity_a:.3f}" in summary
-        assert f"B {NAME} (lstm, 12 hidden units, epoch 1) {expected.perplexity_b:.3f}" in summary
-        assert f"B - A {expected.mean_difference:+.3f} nats" in summary
-        assert "B's vocabulary lacks" in summary and "not compared" in summary
+        assert (f"perplexity A {expected.perplexity_a:.3f} (this run) · B "
+                f"{expected.perplexity_b:.3f} ({NAME}: lstm, 12 hidden units, epoch 1) · "
+                f"B - A {expected.mean_difference:+.3f} nats per character, on "
+                f"{expected.compared:,} characters") in summary
+        assert f"B lacks {expected.missing_b!r}: grey, not compared" in summary
         most = text_of(screen.query_one("#surprise-hardest"))
         assert "where they differ most" in most
         assert f"{expected.most[0].delta:+5.2f}  A {expected.most[0].loss_a:4.2f}" in most
@@ -116,7 +117,7 @@ async def test_compare_with_another_runs_checkpoint(app, other_checkpoint, size)
         assert lines[1] == " " + "".join(difference_mark(d, k) for d, k in zip(
             result.differences[:width - 1], result.known[:width - 1]))
         assert "?" in "".join(text_of(difference).splitlines()[1::2])
-        assert "'?' not in both vocabularies" in text_of(screen.query_one("#surprise-legend"))
+        assert "? not compared" in text_of(screen.query_one("#surprise-legend"))
         # x: the live model alone again.
         await pilot.press("x")
         await wait_for(pilot, lambda: not isinstance(screen.result, SurpriseComparison)

@@ -23,6 +23,7 @@ from textual.widgets import Input, Static
 
 from engine.inspect import Surprise, SurpriseComparison, compare_surprise, surprise
 
+from .. import format as fmt
 from ..format import visible_text
 from ..widgets.surprise_difference import SurpriseDifference, difference_legend
 from ..widgets.surprise_text import SurpriseText, legend
@@ -265,20 +266,19 @@ class SurpriseScreen(InspectScreen):
         self.query_one("#surprise-label-b", Static).update(
             Text(f"B: {name} · perplexity {result.perplexity_b:.3f}", "bold"))
         summary = Text()
-        summary.append(f"A this run {result.perplexity_a:.3f} · B {name} ({about}) "
-                       f"{result.perplexity_b:.3f}: perplexity on {result.compared:,} "
-                       f"characters of {self._source()}; B - A {result.mean_difference:+.3f} "
-                       "nats per character")
+        summary.append(f"perplexity A {result.perplexity_a:.3f} (this run) · B "
+                       f"{result.perplexity_b:.3f} ({name}: {about}) · B - A "
+                       f"{result.mean_difference:+.3f} nats per character, on "
+                       f"{result.compared:,} characters of {self._source()}")
         notes = []
         if result.truncated:
             notes.append(f"the first {len(result.text):,} characters")
         for side, missing in (("A", result.missing_a), ("B", result.missing_b)):
             if missing:
-                notes.append(f"{side}'s vocabulary lacks {visible_text(missing)!r} "
-                             "(grey, ?: not compared)")
+                notes.append(f"{side} lacks {visible_text(missing)!r}: grey, not compared")
         if other is not None and self.app_preprocess() not in (None, other.preprocess):
-            notes.append(f"read as this run reads its corpus ({self.app_preprocess()!r}); "
-                         f"B's was {other.preprocess!r}")
+            notes.append(f"read as this run reads ({self.app_preprocess()!r}), not as B did "
+                         f"({other.preprocess!r})")
         if notes:
             summary.append(" · " + "; ".join(notes), "italic")
         self.query_one("#surprise-summary", Static).update(summary)
@@ -287,7 +287,7 @@ class SurpriseScreen(InspectScreen):
         for i, m in enumerate(result.most, 1):
             most.append(f"{i:>3}. {m.delta:+5.2f}  A {m.loss_a:4.2f} B {m.loss_b:4.2f}  "
                         f"…{visible_text(m.before)}")
-            most.append(visible_text(m.char), "bold underline")
+            most.append(fmt.char(m.char), "bold underline")
             most.append(f"  (at {m.position})\n")
         self.query_one("#surprise-hardest", Static).update(most)
 

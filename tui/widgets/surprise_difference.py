@@ -17,7 +17,7 @@ from textual.widget import Widget
 
 from engine.inspect import SurpriseComparison
 
-from ..figures import DIFFERENCE_MARKS, DIFFERENCE_MAX, difference_colour, difference_mark
+from ..figures import DIFFERENCE_MAX, difference_colour, difference_mark
 from ..format import visible
 
 NOT_COMPARED = Style(bgcolor="rgb(110,110,110)", color="white", italic=True)
@@ -32,8 +32,8 @@ def difference_style(delta: float) -> Style:
 
 def difference_legend(markers: bool) -> Text:
     if markers:
-        return Text(f"under each character, B's loss minus A's: {DIFFERENCE_MARKS}; "
-                    "underlined: where they differ most")
+        return Text("below each character, B - A: . under ½ nat · +/- up to 2 nats (B more/"
+                    "less surprised) · ▲/▼ more · ? not compared · underlined: differ most")
     text = Text("B - A per character: ")
     steps = int(DIFFERENCE_MAX)
     for nats in range(-steps, steps + 1):
