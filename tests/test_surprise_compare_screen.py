@@ -15,14 +15,14 @@ from engine.config import TrainConfig
 from engine.corpus import Corpus
 from engine.inspect import SurpriseComparison, compare_surprise
 from engine.trainer import Trainer
-from tests.test_app import SMALL, epochs_done, pause, run_async, wait_for
+from tests.test_app import epochs_done, pause, run_async, wait_for
 from tests.test_app import _keys_without_idle_wait  # noqa: F401 - the fixture, used by name
 from tests.test_inspect_screens import app, on_trainer, text_of  # noqa: F401 - fixture by name
 from tui.figures import difference_mark
 from tui.screens.checkpoints import CheckpointPicker
 from tui.screens.surprise import SurpriseScreen
 from tui.widgets.surprise_difference import SurpriseDifference
-from tui.widgets.surprise_text import SurpriseText
+from tui.widgets.surprise_sides import SurpriseSides
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 # B learns from a text without most of the alphabet: its vocabulary lacks what the live
@@ -104,10 +104,16 @@ async def test_compare_with_another_runs_checkpoint(app, other_checkpoint, size)
         # d: side by side, each model's own surprise.
         await pilot.press("d")
         assert screen.query_one("#surprise-sides").display and not difference.display
-        a_view = screen.query_one("#surprise-text-a", SurpriseText)
-        b_view = screen.query_one("#surprise-text-b", SurpriseText)
-        assert a_view.result.losses == result.losses_a and b_view.result.losses == result.losses_b
-        assert NAME in text_of(screen.query_one("#surprise-label-b"))
+        sides = screen.query_one(SurpriseSides)
+        assert sides.result is result
+        lines = text_of(sides).splitlines()
+        col = sides.column(sides.content_size.width)
+        assert lines[0].startswith(f"A: this run · perplexity {result.perplexity_a:.3f}")
+        assert f"B: {NAME}"[:col - 1] in lines[0]  # literally, not as markup
+        # Line by line, the same characters on both sides.
+        for n, line in enumerate(lines[1:4]):
+            part = result.text[n * col:(n + 1) * col]
+            assert line[:col].rstrip() == part.rstrip() and line[col + 3:].rstrip() == part.rstrip()
         # m: without colour; back to the difference with d, its marks under the text.
         await pilot.press("m", "d")
         assert difference.markers and difference.display

@@ -17,7 +17,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
@@ -26,6 +26,7 @@ from engine.inspect import Surprise, SurpriseComparison, compare_surprise, surpr
 from .. import format as fmt
 from ..format import visible_text
 from ..widgets.surprise_difference import SurpriseDifference, difference_legend
+from ..widgets.surprise_sides import SurpriseSides
 from ..widgets.surprise_text import SurpriseText, legend
 from .checkpoints import CheckpointPicker, CurrentRun
 from .inspect_view import InspectScreen
@@ -109,15 +110,7 @@ class SurpriseScreen(InspectScreen):
             with VerticalScroll(id="surprise-scroll"):
                 yield SurpriseText(id="surprise-text")
                 yield SurpriseDifference(id="surprise-difference")
-                with Horizontal(id="surprise-sides"):
-                    with Vertical(id="surprise-side-a", classes="surprise-side"):
-                        yield Static("", id="surprise-label-a", classes="surprise-label",
-                                     markup=False)
-                        yield SurpriseText(id="surprise-text-a")
-                    with Vertical(id="surprise-side-b", classes="surprise-side"):
-                        yield Static("", id="surprise-label-b", classes="surprise-label",
-                                     markup=False)
-                        yield SurpriseText(id="surprise-text-b")
+                yield SurpriseSides(id="surprise-sides")
                 yield Static("", id="surprise-hardest", markup=False)
 
     def on_mount(self) -> None:
@@ -204,9 +197,9 @@ class SurpriseScreen(InspectScreen):
     def show_views(self) -> None:
         """Which views show, with which legend, in colour or with markers."""
         comparing = isinstance(self.result, SurpriseComparison)
-        for view in self.query(SurpriseText):
+        for view in (self.query_one(SurpriseText), self.query_one(SurpriseDifference),
+                     self.query_one(SurpriseSides)):
             view.markers = self.markers
-        self.query_one(SurpriseDifference).markers = self.markers
         self.query_one("#surprise-text").display = not comparing
         self.query_one("#surprise-difference").display = comparing and not self.sides
         self.query_one("#surprise-sides").display = comparing and self.sides
@@ -215,7 +208,7 @@ class SurpriseScreen(InspectScreen):
         else:
             shown = legend(self.markers)
             if comparing:
-                shown.append(" · left: this run (A), right: the other (B)")
+                shown.append(" · A left, B right; grey: not in its vocabulary")
         self.query_one("#surprise-legend", Static).update(shown)
         dialog = self.query_one(".inspect-dialog")
         dialog.border_subtitle = (
@@ -259,12 +252,10 @@ class SurpriseScreen(InspectScreen):
         name = visible_text(other.name) if other is not None else "the other run"
         about = other.about if other is not None else ""
         self.query_one(SurpriseDifference).result = result
-        self.query_one("#surprise-text-a", SurpriseText).result = result.surprise_a()
-        self.query_one("#surprise-text-b", SurpriseText).result = result.surprise_b()
-        self.query_one("#surprise-label-a", Static).update(
-            Text(f"A: this run · perplexity {result.perplexity_a:.3f}", "bold"))
-        self.query_one("#surprise-label-b", Static).update(
-            Text(f"B: {name} · perplexity {result.perplexity_b:.3f}", "bold"))
+        sides = self.query_one(SurpriseSides)
+        sides.result = result
+        sides.labels = (f"A: this run · perplexity {result.perplexity_a:.3f}",
+                        f"B: {name} · perplexity {result.perplexity_b:.3f}")
         summary = Text()
         summary.append(f"perplexity A {result.perplexity_a:.3f} (this run) · B "
                        f"{result.perplexity_b:.3f} ({name}: {about}) · B - A "
