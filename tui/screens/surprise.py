@@ -8,7 +8,6 @@ trainer's thread."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from textual.widgets import Input, Static
 from engine.inspect import Surprise, SurpriseComparison, compare_surprise, surprise
 
 from .. import format as fmt
+from ..colour import truecolour
 from ..format import visible_text
 from ..widgets.surprise_difference import SurpriseDifference, difference_legend
 from ..widgets.surprise_sides import SurpriseSides
@@ -32,10 +32,6 @@ from .checkpoints import CheckpointPicker, CurrentRun
 from .inspect_view import InspectScreen
 
 PASSAGE_CHARS = 2_000   # an empty field reads this much of the training text
-
-
-def truecolour() -> bool:
-    return os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
 
 
 def training_passage(trainer, chars: int = PASSAGE_CHARS) -> str:
@@ -114,7 +110,7 @@ class SurpriseScreen(InspectScreen):
                 yield Static("", id="surprise-hardest", markup=False)
 
     def on_mount(self) -> None:
-        self.markers = not truecolour()
+        self.markers = not truecolour(self.app)
         self.show_views()
         self.set_focus(None)
         self.read()
