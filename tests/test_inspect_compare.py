@@ -88,3 +88,12 @@ def test_the_text_is_read_as_the_first_models_corpus_was():
     result = compare_surprise(tiny_rnn(), VOCAB, tiny_lstm(), VOCAB, "The Hat!\nEat",
                               preprocess="book")
     assert result.text == "the hateat"
+
+
+def test_a_model_compared_with_itself_differs_by_nothing():
+    net = tiny_rnn()
+    result = compare_surprise(net, VOCAB, net, VOCAB, TEXT)
+    assert result.differences == (0.0,) * (len(TEXT) - 1)
+    assert result.perplexity_a == result.perplexity_b
+    from tui.format import signed
+    assert signed(result.mean_difference) == "+0.000" and signed(-1e-9) == "+0.000"

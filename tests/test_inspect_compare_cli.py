@@ -14,6 +14,7 @@ from engine.inspect import compare_surprise
 from engine.trainer import Trainer
 from tests.test_inspect_cli import TEXT, checkpoint, inspect  # noqa: F401 - fixture by name
 from tui.figures import difference_mark
+from tui.format import signed
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -50,7 +51,7 @@ def test_compare_prints_both_perplexities_and_where_they_differ(checkpoint, lstm
     assert "B's corpus was read 'raw'" in out
     assert (f"perplexity A {result.perplexity_a:.3f}, B {result.perplexity_b:.3f} on "
             f"{len(TEXT) - 1} characters") in out
-    assert f"B - A: {result.mean_difference:+.3f} nats per character" in out
+    assert f"B - A: {signed(result.mean_difference)} nats per character" in out
     for m in result.most:
         assert f"{m.delta:+6.2f}  A {m.loss_a:5.2f}  B {m.loss_b:5.2f}  at {m.position:>5}" in out
     lines = out.splitlines()

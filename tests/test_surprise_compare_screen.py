@@ -19,6 +19,7 @@ from tests.test_app import epochs_done, pause, run_async, wait_for
 from tests.test_app import _keys_without_idle_wait  # noqa: F401 - the fixture, used by name
 from tests.test_inspect_screens import app, on_trainer, text_of  # noqa: F401 - fixture by name
 from tui.figures import difference_mark
+from tui.format import signed
 from tui.screens.checkpoints import CheckpointPicker
 from tui.screens.surprise import SurpriseScreen
 from tui.widgets.surprise_difference import SurpriseDifference
@@ -90,7 +91,7 @@ async def test_compare_with_another_runs_checkpoint(app, other_checkpoint, size)
         summary = text_of(screen.query_one("#surprise-summary"))
         assert (f"perplexity A {expected.perplexity_a:.3f} (this run) · B "
                 f"{expected.perplexity_b:.3f} ({NAME}: lstm, 12 hidden units, epoch 1) · "
-                f"B - A {expected.mean_difference:+.3f} nats per character, on "
+                f"B - A {signed(expected.mean_difference)} nats per character, on "
                 f"{expected.compared:,} characters") in summary
         assert f"B lacks {expected.missing_b!r}: grey, not compared" in summary
         most = text_of(screen.query_one("#surprise-hardest"))

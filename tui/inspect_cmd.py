@@ -14,7 +14,7 @@ from engine.char_classes import CHAR_CLASSES
 
 from .figures import (DIFFERENCE_MARKS, FigureError, curves_image, difference_image,
                       difference_mark, heatmap_image, image_format, surprise_image)
-from .format import visible_text
+from .format import signed, visible_text
 
 VIEWS = ("surprise", "units", "gradients")
 MAX_FILE_BYTES = 10_000_000   # a text file to inspect is read whole; the model reads 10,000 chars
@@ -182,7 +182,7 @@ def show_comparison(args, a, b, text) -> list[str]:
                f"characters (mean loss A {result.mean_loss_a:.3f}, B {result.mean_loss_b:.3f} "
                "nats)")
     better = sum(1 for d, k in zip(result.differences, result.known) if k and d < 0)
-    out.append(f"B - A: {result.mean_difference:+.3f} nats per character on average; B is "
+    out.append(f"B - A: {signed(result.mean_difference)} nats per character on average; B is "
                f"less surprised on {better:,} of the {n:,} characters")
     out.append("")
     out.append("characters where they differ most (B - A, then A's and B's loss, in nats; "

@@ -255,7 +255,7 @@ class SurpriseScreen(InspectScreen):
         summary = Text()
         summary.append(f"perplexity A {result.perplexity_a:.3f} (this run) · B "
                        f"{result.perplexity_b:.3f} ({name}: {about}) · B - A "
-                       f"{result.mean_difference:+.3f} nats per character, on "
+                       f"{fmt.signed(result.mean_difference)} nats per character, on "
                        f"{result.compared:,} characters of {self._source()}")
         notes = []
         if result.truncated:
