@@ -103,10 +103,12 @@ def char_losses(net, indices: Sequence[int]) -> torch.Tensor:
     return F.cross_entropy(Y_hat.float(), X[0, 1:], reduction="none").cpu()
 
 
-def hardest_chars(text: str, losses: Sequence[float], top: int = 10, context: int = 12
-                  ) -> tuple[Hard, ...]:
-    """The `top` characters with the highest loss, hardest first (ties: the earlier first)."""
-    order = sorted(range(len(losses)), key=lambda i: (-losses[i], i))[:top]
+def hardest_chars(text: str, losses: Sequence[float], top: int = 10, context: int = 12,
+                  known: Sequence[bool] | None = None) -> tuple[Hard, ...]:
+    """The `top` characters with the highest loss, hardest first (ties: the earlier first);
+    only those where known[i] is true, when it is given."""
+    order = sorted((i for i in range(len(losses)) if known is None or known[i]),
+                   key=lambda i: (-losses[i], i))[:top]
     return tuple(Hard(i + 1, text[i + 1], float(losses[i]), text[max(0, i + 1 - context): i + 1])
                  for i in order)
 
@@ -118,6 +120,117 @@ def surprise(net, vocab: Vocab, text: str, preprocess: str = "raw", top: int = 1
     losses = tuple(char_losses(net, read.indices).tolist())
     return Surprise(read.text, losses, hardest_chars(read.text, losses, top),
                     read.truncated, read.unknown)
+
+
+# ---- two models' surprise on the same text ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Difference:
+    position: int     # index in the text of the character
+    char: str
+    loss_a: float     # nats, model A
+    loss_b: float     # nats, model B
+    before: str       # the characters just before it, for context
+
+    @property
+    def delta(self) -> float:
+        """B's loss minus A's: above 0 where B is the more surprised."""
+        return self.loss_b - self.loss_a
+
+
+@dataclass(frozen=True)
+class SurpriseComparison:
+    """Two models' surprise on one text. losses_a[i] and losses_b[i] are each model's loss on
+    text[i + 1]; known[i] says whether both vocabularies hold text[i + 1]. Where one lacks it,
+    that model was asked for <unk>, which is no fair comparison: such characters are left out
+    of the perplexities, the mean difference and the list of differences."""
+    text: str
+    losses_a: tuple[float, ...]
+    losses_b: tuple[float, ...]
+    known: tuple[bool, ...]
+    most: tuple[Difference, ...]   # the biggest |B - A| among the known characters
+    missing_a: str = ""            # the distinct characters of the text A's vocabulary lacks
+    missing_b: str = ""
+    truncated: int = 0
+
+    @property
+    def differences(self) -> tuple[float, ...]:
+        return tuple(b - a for a, b in zip(self.losses_a, self.losses_b))
+
+    @property
+    def compared(self) -> int:
+        """How many characters both models could be compared on."""
+        return sum(self.known)
+
+    def _mean(self, losses: Sequence[float]) -> float:
+        return sum(x for x, k in zip(losses, self.known) if k) / self.compared
+
+    @property
+    def mean_loss_a(self) -> float:
+        return self._mean(self.losses_a)
+
+    @property
+    def mean_loss_b(self) -> float:
+        return self._mean(self.losses_b)
+
+    @property
+    def perplexity_a(self) -> float:
+        return math.exp(self.mean_loss_a)
+
+    @property
+    def perplexity_b(self) -> float:
+        return math.exp(self.mean_loss_b)
+
+    @property
+    def mean_difference(self) -> float:
+        """B's mean loss minus A's, in nats per character (log of the perplexities' ratio)."""
+        return self.mean_loss_b - self.mean_loss_a
+
+    def surprise_a(self, top: int = 10) -> Surprise:
+        """A's side alone, as surprise() gives it (its hardest among the known characters)."""
+        return self._side(self.losses_a, self.missing_a, top)
+
+    def surprise_b(self, top: int = 10) -> Surprise:
+        return self._side(self.losses_b, self.missing_b, top)
+
+    def _side(self, losses: tuple[float, ...], missing: str, top: int) -> Surprise:
+        return Surprise(self.text, losses, hardest_chars(self.text, losses, top,
+                                                         known=self.known),
+                        self.truncated, sum(1 for c in self.text if c in missing))
+
+
+def most_different(text: str, losses_a: Sequence[float], losses_b: Sequence[float],
+                   known: Sequence[bool], top: int = 10, context: int = 12
+                   ) -> tuple[Difference, ...]:
+    """The `top` known characters with the largest |B - A|, largest first (ties: the earlier)."""
+    order = sorted((i for i in range(len(losses_a)) if known[i]),
+                   key=lambda i: (-abs(losses_b[i] - losses_a[i]), i))[:top]
+    return tuple(Difference(i + 1, text[i + 1], float(losses_a[i]), float(losses_b[i]),
+                            text[max(0, i + 1 - context): i + 1]) for i in order)
+
+
+def _missing(text: str, vocab: Vocab) -> str:
+    return "".join(dict.fromkeys(c for c in text if c not in vocab))
+
+
+def compare_surprise(net_a, vocab_a: Vocab, net_b, vocab_b: Vocab, text: str,
+                     preprocess: str = "raw", top: int = 10) -> SurpriseComparison:
+    """Two models' surprise on the same text, character by character, and where they differ
+    most. The text is read as A's corpus was (`preprocess`); each model reads it with its own
+    vocabulary, on its own device, whatever its cell. ValueError when no character of the text
+    (after the first) is in both vocabularies."""
+    read = read_text(text, vocab_a, preprocess)
+    losses_a = tuple(char_losses(net_a, read.indices).tolist())
+    losses_b = tuple(char_losses(net_b, vocab_b[list(read.text)]).tolist())
+    known = tuple(c in vocab_a and c in vocab_b for c in read.text[1:])
+    missing_a, missing_b = _missing(read.text, vocab_a), _missing(read.text, vocab_b)
+    if not any(known):
+        raise ValueError("the two models share no character of this text: nothing to compare "
+                         f"(not in the first model's vocabulary: {missing_a!r}; not in the "
+                         f"second's: {missing_b!r})")
+    return SurpriseComparison(read.text, losses_a, losses_b, known,
+                              most_different(read.text, losses_a, losses_b, known, top),
+                              missing_a, missing_b, read.truncated)
 
 
 # ---- confidence: the probability of each generated character ----------------------------------

@@ -16,6 +16,8 @@ from xml.sax.saxutils import escape
 from .format import visible
 
 SURPRISE_MAX = 5.0   # nats: the colour scale's top (a uniform guess over 28 characters: 3.3)
+DIFFERENCE_MAX = 3.0  # nats: the ends of the diverging scale of one model's loss minus another's
+NO_VALUE, UNKNOWN = "#dddddd", "#bbbbbb"   # cells with no loss; cells not compared
 FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 
 # (position, (r, g, b)) stops: dark and calm for low values, bright for high ones (viridis-like).
@@ -111,44 +113,105 @@ def surprise_image(path: str | Path, text: str, losses: Sequence[float], title: 
                    columns: int = 64) -> Path:
     """Each character on a background coloured by the loss of predicting it (the first
     character has none: grey)."""
-    cells = [(visible(ch), losses[i - 1] if i else None) for i, ch in enumerate(text)]
+    cells = []
+    for i, ch in enumerate(text):
+        if i == 0:
+            cells.append((visible(ch), NO_VALUE, "#222", ""))
+            continue
+        frac = losses[i - 1] / SURPRISE_MAX
+        cells.append((visible(ch), hex_colour(ramp(frac)), "white" if frac < 0.45 else "#111",
+                      f"{losses[i - 1]:.2f} nats"))
+    return _text_image(path, cells, title, columns, SEQUENTIAL, "0 nats (expected)",
+                       f"{SURPRISE_MAX:g}+ nats (surprising)",
+                       f"loss per character: 0 (dark) to {SURPRISE_MAX:g}+ nats (bright)")
+
+
+def difference_colour(delta: float) -> tuple[int, int, int]:
+    """Blue where B is less surprised than A, white where they agree, red where B is more."""
+    return ramp((delta + DIFFERENCE_MAX) / (2 * DIFFERENCE_MAX), DIVERGING)
+
+
+def difference_mark(delta: float, known: bool = True) -> str:
+    """One character for B's loss minus A's, for text without colour: '.' within half a nat,
+    '+' / '-' up to 2 nats (B more / less surprised), '▲' / '▼' beyond, '?' not compared."""
+    if not known:
+        return "?"
+    if abs(delta) < 0.5:
+        return "."
+    if abs(delta) < 2:
+        return "+" if delta > 0 else "-"
+    return "▲" if delta > 0 else "▼"
+
+
+DIFFERENCE_MARKS = ("'.' within half a nat, '+' / '-' B more / less surprised by up to 2 nats, "
+                    "'▲' / '▼' by more, '?' not in both vocabularies")
+
+
+def difference_image(path: str | Path, text: str, differences: Sequence[float],
+                     known: Sequence[bool], title: str = "", columns: int = 64) -> Path:
+    """Each character on a background coloured by B's loss minus A's on it (diverging: blue,
+    B less surprised; red, B more). Grey: the first character, and characters one of the
+    two vocabularies lacks (marked ?; not compared)."""
+    cells = []
+    for i, ch in enumerate(text):
+        if i == 0:
+            cells.append((visible(ch), NO_VALUE, "#222", ""))
+        elif not known[i - 1]:
+            cells.append((visible(ch), UNKNOWN, "#222", "not in both vocabularies"))
+        else:
+            d = differences[i - 1]
+            ink = "white" if abs(d) / DIFFERENCE_MAX > 0.6 else "#111"
+            cells.append((visible(ch), hex_colour(difference_colour(d)), ink,
+                          f"B - A: {d:+.2f} nats"))
+    caption = "B's loss minus A's: blue, B less surprised; red, more; grey ?: not compared"
+    return _text_image(path, cells, title, columns, DIVERGING,
+                       f"-{DIFFERENCE_MAX:g} nats: B better",
+                       f"+{DIFFERENCE_MAX:g} nats: B worse", caption,
+                       marks={UNKNOWN: "?"})
+
+
+def _text_image(path: str | Path, cells: Sequence[tuple[str, str, str, str]], title: str,
+                columns: int, stops, low: str, high: str, caption: str,
+                marks: dict[str, str] | None = None) -> Path:
+    """A text on coloured cells, with a colour legend: cells are (character, fill, ink,
+    tooltip); a cell whose fill is in `marks` also carries that mark in its corner."""
+    marks = marks or {}
     rows = [cells[i:i + columns] for i in range(0, len(cells), columns)] or [[]]
     if image_format(path) == "png":
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(columns * 0.16 + 1, len(rows) * 0.28 + 1.2))
         for r, row in enumerate(rows):
-            for c, (ch, loss) in enumerate(row):
-                colour = "#dddddd" if loss is None else hex_colour(ramp(loss / SURPRISE_MAX))
-                ax.add_patch(plt.Rectangle((c, -r - 1), 1, 1, color=colour))
-                dark = loss is not None and loss / SURPRISE_MAX < 0.45
+            for c, (ch, fill, ink, _) in enumerate(row):
+                ax.add_patch(plt.Rectangle((c, -r - 1), 1, 1, color=fill))
                 ax.text(c + 0.5, -r - 0.5, ch, ha="center", va="center", family="monospace",
-                        fontsize=9, color="white" if dark else "black")
+                        fontsize=9, color=ink)
+                if fill in marks:
+                    ax.text(c + 0.95, -r - 0.05, marks[fill], ha="right", va="top",
+                            fontsize=5, color="#c00")
         ax.set_xlim(0, columns)
         ax.set_ylim(-len(rows), 0)
         ax.set_aspect(1.75)  # a terminal's cell: about 1.75 times as high as it is wide
         ax.axis("off")
-        ax.set_title(f"{title}\nloss per character: 0 (dark) to {SURPRISE_MAX:g}+ nats (bright)",
-                     fontsize=9)
+        ax.set_title(f"{title}\n{caption}", fontsize=9)
         return _save_png(fig, path)
     cw, ch_h, left, top = 11.0, 18.0, 12.0, 40.0
     body = [_text(left, 22, title, 13)]
     for r, row in enumerate(rows):
-        for c, (ch, loss) in enumerate(row):
+        for c, (ch, fill, ink, tip) in enumerate(row):
             x, y = left + c * cw, top + r * ch_h
-            if loss is None:
-                fill, ink = "#dddddd", "#222"
-            else:
-                frac = loss / SURPRISE_MAX
-                fill, ink = hex_colour(ramp(frac)), "white" if frac < 0.45 else "#111"
-            tip = "" if loss is None else f"<title>{loss:.2f} nats</title>"
+            tip = f"<title>{escape(tip)}</title>" if tip else ""
             body.append(f'<g><rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch_h:.1f}" '
                         f'fill="{fill}"/>{tip}</g>')
             body.append(_text(x + cw / 2, y + 13, ch, 13, "middle", ink))
+            if fill in marks:
+                body.append(_text(x + cw - 0.5, y + 7, marks[fill], 9, "end", "#c00",
+                                  extra=' font-weight="bold"'))
     width = left * 2 + columns * cw
     y = top + len(rows) * ch_h + 14
-    body += _legend(left, y, min(300, width - 2 * left), "0 nats (expected)",
-                    f"{SURPRISE_MAX:g}+ nats (surprising)")
-    return _write(path, _svg(width, y + 36, body))
+    body += _legend(left, y, min(300, width - 2 * left), low, high, stops)
+    if marks:
+        body.append(_text(left, y + 40, caption, 11))
+    return _write(path, _svg(max(width, 2 * left + 300), y + (52 if marks else 36), body))
 
 
 # ---- a heatmap: units over time ----------------------------------------------------------------

@@ -37,6 +37,11 @@ def number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """+0.719, -1.250; a difference that rounds to nothing is +0.000, never -0.000."""
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
+
+
 def char(ch: str) -> str:
     """A character that can be seen, in one cell: a space as ␣, the rest as visible()."""
     return "␣" if ch == " " else visible(ch)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from engine.char_classes import CHAR_CLASSES
 
-from .figures import FigureError, curves_image, heatmap_image, image_format, surprise_image
-from .format import visible_text
+from .figures import (DIFFERENCE_MARKS, FigureError, curves_image, difference_image,
+                      difference_mark, heatmap_image, image_format, surprise_image)
+from .format import signed, visible_text
 
 VIEWS = ("surprise", "units", "gradients")
 MAX_FILE_BYTES = 10_000_000   # a text file to inspect is read whole; the model reads 10,000 chars
@@ -30,6 +31,9 @@ def add_inspect_parser(sub) -> argparse.ArgumentParser:
                     "each time step (vanishing or exploding), before and after clipping.")
     p.add_argument("view", choices=VIEWS, help="what to show")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file")
+    p.add_argument("--compare", metavar="PATH", help="surprise: a second checkpoint (B) read on "
+                   "the same text; prints both perplexities and where B's loss differs from "
+                   "--checkpoint's (A), and --out draws B's loss minus A's")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text to read")
     source.add_argument("--file", metavar="PATH", help="a UTF-8 text file to read")
@@ -86,15 +90,22 @@ def run_inspect(args: argparse.Namespace) -> int:
     from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
     try:
+        if args.compare is not None and args.view != "surprise":
+            raise ValueError(f"--compare works with surprise only, not with {args.view}")
         if args.out:
             image_format(args.out)  # a bad name fails before the work
         text = read_source(args)
         ckpt = load_checkpoint(args.checkpoint)
+        other = load_checkpoint(args.compare) if args.compare is not None else None
         from engine.devices import resolve_device
         device = resolve_device(args.device)
         net, vocab = model_from_checkpoint(ckpt, device)
         config = ckpt.train_config()
-        lines = VIEW_FUNCTIONS[args.view](args, net, vocab, config, text)
+        if other is not None:
+            lines = show_comparison(args, (ckpt, net, vocab), (other, *model_from_checkpoint(
+                other, device)), text)
+        else:
+            lines = VIEW_FUNCTIONS[args.view](args, net, vocab, config, text)
     except (CheckpointError, FigureError, ValueError) as e:
         print(f"rnn-tui: error: {e}", file=sys.stderr)
         return 2
@@ -137,6 +148,60 @@ def show_surprise(args, net, vocab, config, text) -> list[str]:
     if args.out:
         title = f"surprise: perplexity {result.perplexity:.2f}"
         surprise_image(args.out, result.text, result.losses, title)
+        out.append(f"wrote {args.out}")
+    return out
+
+
+def describe_model(ckpt) -> str:
+    """'lstm, 2 layers of 256 hidden units, epoch 30' (from a checkpoint's own settings)."""
+    c = ckpt.train_config()
+    layers = f"{c.num_layers} layers of " if c.num_layers > 1 else ""
+    return f"{c.cell}, {layers}{c.num_hiddens} hidden units, epoch {ckpt.epoch}"
+
+
+def show_comparison(args, a, b, text) -> list[str]:
+    """Two checkpoints' surprise on one text: A is --checkpoint, B is --compare."""
+    from engine.inspect import compare_surprise
+    (ckpt_a, net_a, vocab_a), (ckpt_b, net_b, vocab_b) = a, b
+    config_a, config_b = ckpt_a.train_config(), ckpt_b.train_config()
+    result = compare_surprise(net_a, vocab_a, net_b, vocab_b, text, config_a.preprocess,
+                              top=args.top)
+    out = [f"A: {visible_text(args.checkpoint)} ({describe_model(ckpt_a)})",
+           f"B: {visible_text(args.compare)} ({describe_model(ckpt_b)})"]
+    out += _notes(len(result.text), result.truncated)
+    if config_b.preprocess != config_a.preprocess:
+        out.append(f"note: the text is read as A's corpus was ({config_a.preprocess!r} "
+                   f"preprocessing); B's corpus was read {config_b.preprocess!r}")
+    for name, missing in (("A", result.missing_a), ("B", result.missing_b)):
+        if missing:
+            out.append(f"note: {name}'s vocabulary lacks {len(missing):,} character(s) of the "
+                       f"text ({visible_text(missing)!r}): read as <unk>, marked ?, and left "
+                       "out of the perplexities and the differences")
+    n = result.compared
+    out.append(f"perplexity A {result.perplexity_a:.3f}, B {result.perplexity_b:.3f} on {n:,} "
+               f"characters (mean loss A {result.mean_loss_a:.3f}, B {result.mean_loss_b:.3f} "
+               "nats)")
+    better = sum(1 for d, k in zip(result.differences, result.known) if k and d < 0)
+    out.append(f"B - A: {signed(result.mean_difference)} nats per character on average; B is "
+               f"less surprised on {better:,} of the {n:,} characters")
+    out.append("")
+    out.append("characters where they differ most (B - A, then A's and B's loss, in nats; "
+               "the character after the context):")
+    for i, m in enumerate(result.most, 1):
+        out.append(f"{i:>4}. {m.delta:+6.2f}  A {m.loss_a:5.2f}  B {m.loss_b:5.2f}  at "
+                   f"{m.position:>5}  …{visible_text(m.before)}[{visible_text(m.char)}]")
+    out.append("")
+    out.append(f"the text, and under each character B's loss minus A's: {DIFFERENCE_MARKS} "
+               "(the first character has none):")
+    shown = visible_text(result.text)
+    marks = " " + "".join(difference_mark(d, k) for d, k in zip(result.differences,
+                                                                  result.known))
+    for i in range(0, len(shown), WIDTH):
+        out += [shown[i:i + WIDTH], marks[i:i + WIDTH]]
+    if args.out:
+        title = (f"surprise, B - A: perplexity A {result.perplexity_a:.2f}, "
+                 f"B {result.perplexity_b:.2f}")
+        difference_image(args.out, result.text, result.differences, result.known, title)
         out.append(f"wrote {args.out}")
     return out
 

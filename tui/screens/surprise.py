@@ -1,20 +1,34 @@
 """Surprise (i): a text coloured by the model's loss on each character, its perplexity, and
-the characters that surprised the model most."""
+the characters that surprised the model most.
+
+`c` compares the model with another run's checkpoint on the same text: the difference (B's
+loss minus the live model's, diverging colours) or, with `d`, the two side by side. The other
+checkpoint is read off the UI thread; its forward pass, like the live model's, runs on the
+trainer's thread."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Static
 
-from engine.inspect import Surprise, surprise
+from engine.inspect import Surprise, SurpriseComparison, compare_surprise, surprise
 
+from .. import format as fmt
 from ..colour import truecolour
 from ..format import visible_text
+from ..widgets.surprise_difference import SurpriseDifference, difference_legend
+from ..widgets.surprise_sides import SurpriseSides
 from ..widgets.surprise_text import SurpriseText, legend
+from .checkpoints import CheckpointPicker, CurrentRun
 from .inspect_view import InspectScreen
 
 PASSAGE_CHARS = 2_000   # an empty field reads this much of the training text
@@ -25,41 +39,97 @@ def training_passage(trainer, chars: int = PASSAGE_CHARS) -> str:
     return "".join(trainer.vocab.to_tokens(list(trainer.loader.corpus[:chars])))
 
 
+@dataclass(frozen=True, eq=False)
+class OtherModel:
+    """Another run's checkpoint, loaded (on the CPU) to be compared with the live model."""
+    path: Path
+    name: str         # its run's name (the directory), as the run browser shows it
+    about: str        # 'lstm, 256 hidden units, epoch 30'
+    preprocess: str
+    net: Any
+    vocab: Any
+
+
+def load_other(path: Path) -> OtherModel:
+    """Read a checkpoint's model; CheckpointError (a ValueError) says why it cannot be."""
+    from engine.checkpoint import load_checkpoint, model_from_checkpoint
+    ckpt = load_checkpoint(path)
+    net, vocab = model_from_checkpoint(ckpt, "cpu")
+    config = ckpt.train_config()
+    layers = f"{config.num_layers} layers of " if config.num_layers > 1 else ""
+    return OtherModel(path, path.parent.name or path.name,
+                      f"{config.cell}, {layers}{config.num_hiddens} hidden units, "
+                      f"epoch {ckpt.epoch}", config.preprocess, net, vocab)
+
+
+class ComparePicker(CheckpointPicker):
+    """The checkpoint picker, choosing a run to compare with rather than to continue."""
+
+    def on_mount(self) -> None:  # before CheckpointPicker.on_mount (Textual calls both)
+        dialog = self.query_one("#picker-dialog")
+        dialog.border_title = "Compare with a checkpoint"
+        dialog.border_subtitle = "enter compares · tab: the list or a path · escape cancels"
+
+
 class SurpriseScreen(InspectScreen):
-    BINDINGS = [Binding("m", "toggle_markers", "Markers", id="surprise-markers")]
+    BINDINGS = [
+        Binding("m", "toggle_markers", "Markers", id="surprise-markers"),
+        Binding("c", "compare", "Compare", id="surprise-compare"),
+        Binding("d", "toggle_sides", "Difference/sides", id="surprise-toggle-sides"),
+        Binding("x", "stop_comparing", "Alone", id="surprise-alone"),
+    ]
+
+    @dataclass
+    class OtherLoaded(Message):
+        path: Path
+        other: OtherModel | None
+        error: str | None
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
         self.text = text
-        self.result: Surprise | None = None
+        self.result: Surprise | SurpriseComparison | None = None
+        self.other: OtherModel | None = None
+        self.sides = False       # comparing: the two side by side, not their difference
+        self.markers = False     # a text fallback for terminals without truecolour
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="inspect-dialog") as dialog:
             dialog.border_title = "Surprise"
-            dialog.border_subtitle = ("/ text · enter reads · space again · m markers · "
-                                      "esc closes")
+            dialog.border_subtitle = ("/ text · enter reads · space again · c compare · "
+                                      "m markers · esc closes")
             yield Input(self.text, placeholder="a text to read (empty: the training text's start)",
                         id="surprise-input", select_on_focus=False)
             yield Static("", classes="inspect-note", markup=False)
             yield Static("", id="surprise-summary", markup=False)
-            yield Static(legend(not truecolour(self.app)), id="surprise-legend", markup=False)
+            yield Static("", id="surprise-legend", markup=False)
             with VerticalScroll(id="surprise-scroll"):
                 yield SurpriseText(id="surprise-text")
+                yield SurpriseDifference(id="surprise-difference")
+                yield SurpriseSides(id="surprise-sides")
                 yield Static("", id="surprise-hardest", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one(SurpriseText).markers = not truecolour(self.app)
+        self.markers = not truecolour(self.app)
+        self.show_views()
         self.set_focus(None)
         self.read()
 
+    # ---- asking ------------------------------------------------------------------------------
+
     def read(self) -> None:
-        text = self.text
+        text, other = self.text, self.other
+        if other is None:
+            def work(trainer) -> Surprise:
+                return surprise(trainer.net, trainer.vocab, text or training_passage(trainer),
+                                trainer.config.preprocess, top=10)
+        else:
+            def work(trainer) -> SurpriseComparison:  # both forward passes, on this thread
+                return compare_surprise(trainer.net, trainer.vocab, other.net, other.vocab,
+                                        text or training_passage(trainer),
+                                        trainer.config.preprocess, top=10)
 
-        def work(trainer) -> Surprise:
-            return surprise(trainer.net, trainer.vocab, text or training_passage(trainer),
-                            trainer.config.preprocess, top=10)
-
-        self.ask(work, "reading the text")
+        self.ask(work, "reading the text" if other is None else "reading the text twice")
 
     @on(Input.Submitted, "#surprise-input")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -70,22 +140,98 @@ class SurpriseScreen(InspectScreen):
     def action_again(self) -> None:
         self.read()
 
-    def action_toggle_markers(self) -> None:
-        view = self.query_one(SurpriseText)
-        view.markers = not view.markers
-        self.query_one("#surprise-legend", Static).update(legend(view.markers))
+    def action_compare(self) -> None:
+        """Pick another run's checkpoint to compare the live model with."""
+        from engine.runlog import default_runs_dir
 
-    def show(self, result: Surprise) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.show_note(f"reading the checkpoint {visible_text(str(path))} …")
+                self.load(Path(path))
+
+        app = self.app
+        current = None
+        recorder = getattr(app, "recorder", None)
+        if recorder is not None and recorder.checkpoint_path is not None:
+            snap = getattr(app, "last_snapshot", None)
+            current = CurrentRun(recorder.checkpoint_path, snap.epoch if snap else 0)
+        app.push_screen(ComparePicker(default_runs_dir(), current), chosen)
+
+    @work(thread=True, exclusive=True, group="surprise-other", exit_on_error=False)
+    def load(self, path: Path) -> None:
+        """Read the other checkpoint off the UI thread (and off the trainer's)."""
+        try:
+            self.post_message(self.OtherLoaded(path, load_other(path), None))
+        except ValueError as e:  # CheckpointError and the like: its message says why
+            self.post_message(self.OtherLoaded(path, None, str(e)))
+        except Exception as e:  # noqa: BLE001 - shown, never a traceback
+            self.post_message(self.OtherLoaded(path, None, f"{type(e).__name__}: {e}"))
+
+    @on(OtherLoaded)
+    def _other_loaded(self, event: OtherLoaded) -> None:
+        if event.error is not None:
+            self.show_note(event.error, error=True)
+            return
+        self.other = event.other
+        self.read()
+
+    def action_stop_comparing(self) -> None:
+        if self.other is not None:
+            self.other = None
+            self.read()
+
+    def action_toggle_sides(self) -> None:
+        self.sides = not self.sides
+        self.show_views()
+
+    def action_toggle_markers(self) -> None:
+        self.markers = not self.markers
+        self.show_views()
+
+    # ---- showing -----------------------------------------------------------------------------
+
+    def show_views(self) -> None:
+        """Which views show, with which legend, in colour or with markers."""
+        comparing = isinstance(self.result, SurpriseComparison)
+        for view in (self.query_one(SurpriseText), self.query_one(SurpriseDifference),
+                     self.query_one(SurpriseSides)):
+            view.markers = self.markers
+        self.query_one("#surprise-text").display = not comparing
+        self.query_one("#surprise-difference").display = comparing and not self.sides
+        self.query_one("#surprise-sides").display = comparing and self.sides
+        if comparing and not self.sides:
+            shown = difference_legend(self.markers)
+        else:
+            shown = legend(self.markers)
+            if comparing:
+                shown.append(" · A left, B right; grey: not in its vocabulary")
+        self.query_one("#surprise-legend", Static).update(shown)
+        dialog = self.query_one(".inspect-dialog")
+        dialog.border_subtitle = (
+            "c other · d " + ("difference" if self.sides else "side by side") + " · x alone · "
+            "m markers · esc closes" if comparing else
+            "/ text · enter reads · space again · c compare · m markers · esc closes")
+
+    def show(self, result: Surprise | SurpriseComparison) -> None:
         self.result = result
-        self.query_one(SurpriseText).result = result
-        source = "the training text's start" if not self.text else "your text"
+        if isinstance(result, SurpriseComparison):
+            self.show_comparison(result)
+        else:
+            self.show_alone(result)
+        self.show_views()
+
+    def _source(self) -> str:
+        return "the training text's start" if not self.text else "your text"
+
+    def show_alone(self, result: Surprise) -> None:
+        self.query_one("#surprise-text", SurpriseText).result = result
         notes = []
         if result.truncated:
             notes.append(f"the first {len(result.text):,} characters")
         if result.unknown:
             notes.append(f"{result.unknown:,} unknown, read as <unk>")
         summary = (f"perplexity {result.perplexity:.3f} on {len(result.losses):,} characters of "
-                   f"{source} (mean loss {result.mean_loss:.3f} nats)")
+                   f"{self._source()} (mean loss {result.mean_loss:.3f} nats)")
         if notes:
             summary += " · " + ", ".join(notes)
         self.query_one("#surprise-summary", Static).update(summary)
@@ -96,3 +242,43 @@ class SurpriseScreen(InspectScreen):
             hardest.append(visible_text(h.char), "bold underline")
             hardest.append(f"  (at {h.position})\n")
         self.query_one("#surprise-hardest", Static).update(hardest)
+
+    def show_comparison(self, result: SurpriseComparison) -> None:
+        other = self.other
+        name = visible_text(other.name) if other is not None else "the other run"
+        about = other.about if other is not None else ""
+        self.query_one(SurpriseDifference).result = result
+        sides = self.query_one(SurpriseSides)
+        sides.result = result
+        sides.labels = (f"A: this run · perplexity {result.perplexity_a:.3f}",
+                        f"B: {name} · perplexity {result.perplexity_b:.3f}")
+        summary = Text()
+        summary.append(f"perplexity A {result.perplexity_a:.3f} (this run) · B "
+                       f"{result.perplexity_b:.3f} ({name}: {about}) · B - A "
+                       f"{fmt.signed(result.mean_difference)} nats per character, on "
+                       f"{result.compared:,} characters of {self._source()}")
+        notes = []
+        if result.truncated:
+            notes.append(f"the first {len(result.text):,} characters")
+        for side, missing in (("A", result.missing_a), ("B", result.missing_b)):
+            if missing:
+                notes.append(f"{side} lacks {visible_text(missing)!r}: grey, not compared")
+        if other is not None and self.app_preprocess() not in (None, other.preprocess):
+            notes.append(f"read as this run reads ({self.app_preprocess()!r}), not as B did "
+                         f"({other.preprocess!r})")
+        if notes:
+            summary.append(" · " + "; ".join(notes), "italic")
+        self.query_one("#surprise-summary", Static).update(summary)
+        most = Text()
+        most.append("where they differ most (B - A, and each one's loss, in nats)\n", "bold")
+        for i, m in enumerate(result.most, 1):
+            most.append(f"{i:>3}. {m.delta:+5.2f}  A {m.loss_a:4.2f} B {m.loss_b:4.2f}  "
+                        f"…{visible_text(m.before)}")
+            most.append(fmt.char(m.char), "bold underline")
+            most.append(f"  (at {m.position})\n")
+        self.query_one("#surprise-hardest", Static).update(most)
+
+    def app_preprocess(self) -> str | None:
+        trainer = getattr(self.app, "trainer", None)
+        config = getattr(trainer, "config", None)
+        return getattr(config, "preprocess", None)
