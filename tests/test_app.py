@@ -11,7 +11,7 @@ from concurrent.futures import Future
 
 import pytest
 from textual import events
-from textual.widgets import Input, Sparkline, Static
+from textual.widgets import DataTable, Input, Sparkline, Static
 
 from engine.config import TrainConfig
 from engine.corpus import Corpus
@@ -1100,6 +1100,15 @@ async def test_the_checkpoint_list_finds_runs_written_with_run_dir(make_app, tmp
         rows = picker_rows(app)
         assert rows[str(elsewhere / "checkpoint.pt")][:3] == ["[b]first", "timemachine.txt", "1/1"]
         assert "and 1 other run directory" in str(app.screen.query_one("#picker-note").render())
+        # Tab and shift+tab move between the list and the path field, over the app's keys
+        # (which wait while a dialog is open: p here is typed, not the plot).
+        path = app.screen.query_one("#picker-path", Input)
+        await pilot.press("tab")
+        assert app.focused is path
+        await pilot.press("p")
+        assert path.value == "p" and isinstance(app.screen, CheckpointPicker)
+        await pilot.press("shift+tab")
+        assert isinstance(app.focused, DataTable)
         await pilot.press("escape", "q")
 
 

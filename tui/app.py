@@ -40,7 +40,7 @@ from engine.watch import READ_ONLY
 from engine.text import printable
 
 from . import format as fmt
-from .bindings import (APP_BINDINGS, check_clashes, hint, key_name, keymap_from_env,
+from .bindings import (APP_ACTIONS, APP_BINDINGS, check_clashes, hint, key_name, keymap_from_env,
                        typed_actions)
 from .commands import TrainingCommands
 from .messages import CheckpointSaved, LiveSettingChanged, PredictionReady, PredictionRequested, RestartRequested
@@ -502,8 +502,10 @@ class RnnTuiApp(App[int]):
     # ---- actions (keys in tui/bindings.py) ------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Over a dialog or the help, the app's keys wait (quit excepted).
-        if isinstance(self.screen, ModalScreen) and action != "quit":
+        # Over a dialog or the help, the app's keys wait (quit excepted); Textual's own app
+        # actions (tab's focus_next, the dialog's widgets') go on.
+        if isinstance(self.screen, ModalScreen) and (action in APP_ACTIONS
+                                                     or action == "command_palette"):
             return False
         # A focused input types these keys: hide them from the footer, which then shows escape.
         if action in self._typed_actions and isinstance(self.focused, Input):

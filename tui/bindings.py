@@ -100,6 +100,10 @@ APP_BINDINGS: list[Binding] = [
     for action, description in ((k.action, k.description), *((k.toggled,) if k.toggled else ()))
 ]
 
+# The app's own actions (the key table's), which wait while a dialog is open; quit does not.
+APP_ACTIONS = frozenset(a for k in KEYS for a in (k.action, *((k.toggled[0],) if k.toggled else ()))
+                        if a != "quit")
+
 # Tab and shift+tab inside a panel of fields, as priority bindings: the App runs those as the
 # key arrives, before it hands the next key to the focused field. As an ordinary binding, tab
 # moved the focus only once it had bubbled up from the field, and what was typed right after
