@@ -361,6 +361,15 @@ def describe_kind(spec: ModelSpec) -> str:
 clear_route_cache = _choose_route.cache_clear
 
 
+def kernel_layout_params(spec: ModelSpec, params: Params) -> Params:
+    """`params` with each layer's in its cell's fused_layout: the same values, new leaves."""
+    W_emb, layers, output = split_params(spec, params)
+    laid_out = [] if W_emb is None else [W_emb]
+    for layer in layers:
+        laid_out += CELLS[spec.cell].fused_layout(layer)
+    return laid_out + list(output)
+
+
 # ---- the model and its training step ----------------------------------------------------------
 
 class RNNModelFast(RNNModel):
@@ -370,6 +379,10 @@ class RNNModelFast(RNNModel):
                  generator: torch.Generator | None = None):
         super().__init__(spec, device, params=params, generator=generator)
         self.route = route or choose_route(device, spec)
+        cell = CELLS[spec.cell]
+        if self.route.name in cell.fused.values() and cell.fused_layout is not None:
+            # The kernel reads the layers' weights where they are, with no copy a batch.
+            self.params = kernel_layout_params(spec, self.params)
 
     def __call__(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """X: token indices (batch_size, num_steps); outputs (num_steps * batch_size, vocab)."""

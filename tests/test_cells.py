@@ -25,7 +25,7 @@ from engine.data import load_corpus, seq_data_iter_random, seq_data_iter_sequent
 from engine.generate import predict
 from engine.implementations import BOOK, get_implementation, make_model
 from engine.model import (ModelSpec, RNNModel, RNNModelScratch, check_params, estimated_bytes,
-                          get_model_params, param_shapes)
+                          get_model_params, param_names, param_shapes)
 from engine.sampling import GREEDY, Sampling
 from engine.train import loss
 
@@ -281,6 +281,40 @@ def test_deep_embedded_model_passes_gradcheck_in_float64(name, impl, monkeypatch
         return Y, *last
 
     assert torch.autograd.gradcheck(f, (*state, *params))
+
+
+def test_gate_rows_hands_over_the_kernel_layout_without_a_copy():
+    """kernel_layout keeps the values; gate_rows then returns the buffer itself (no copy) and
+    each gradient in its W's own layout; on other tensors it copies, with the same numbers."""
+    from engine.cells.common import gate_rows, kernel_layout
+
+    g = torch.Generator().manual_seed(0)
+    Ws = [torch.randn(3, 4, generator=g, requires_grad=True) for _ in range(4)]
+    laid = kernel_layout(*Ws)
+    assert all(torch.equal(a, b) and b.is_leaf and b.requires_grad for a, b in zip(Ws, laid))
+    rows, copied = gate_rows(*laid), gate_rows(*Ws)
+    assert rows.shape == (16, 3) and rows.is_contiguous() and torch.equal(rows, copied)
+    assert rows.data_ptr() == laid[0].data_ptr()  # the buffer itself
+    weight = torch.randn(16, 3, generator=g)
+    for params, out in ((laid, rows), (Ws, copied)):
+        grads = torch.autograd.grad((out * weight).sum(), params)
+        for k, grad in enumerate(grads):
+            assert torch.equal(grad, weight[4 * k:4 * (k + 1)].T)
+
+
+def test_the_fast_lstm_keeps_its_weights_where_the_kernel_reads_them(monkeypatch):
+    from engine.cells.common import _in_kernel_layout
+
+    monkeypatch.setenv(fast.ROUTE_ENV, "lstm")
+    spec = spec_of("lstm", layers=2, vocab_size=6, num_hiddens=5)
+    params = random_params(spec)
+    net = make_model(spec, "cpu", "fast", params=params)
+    assert all(torch.equal(a, b) for a, b in zip(params, net.params))
+    names = param_names(spec)
+    by_name = dict(zip(names, net.params))
+    for layer in ("", "_l1"):
+        for kind in ("x", "h"):
+            assert _in_kernel_layout([by_name[f"W_{kind}{gate}{layer}"] for gate in "ifco"])
 
 
 @pytest.mark.parametrize("activation", [torch.tanh, torch.relu])

@@ -51,6 +51,8 @@ class Cell:
     # as they take them (w_ih, w_hh, b_ih; b_hh is zero).
     fused: dict[str, str] = field(default_factory=dict)
     fused_weights: Callable[[Params], Params] | None = None
+    # A layer's parameters laid out so that fused_weights needs no copy (same values).
+    fused_layout: Callable[[Params], Params] | None = None
     # One step's gates by name, for the hidden-units view: GRU's Z, R; LSTM's I, F, O.
     gates: Callable[[torch.Tensor, State, Params], dict[str, torch.Tensor]] | None = None
 
@@ -81,5 +83,6 @@ CELLS: dict[str, Cell] = {
     "lstm": Cell("lstm", "LSTM (9.2)", lstm.LAYER_NAMES, lstm.layer_shapes, 2,
                  lstm.get_layer_params, lstm.get_params, lstm.init_lstm_state, lstm.lstm_step,
                  lstm.lstm, lstm.lstm_recurrence, fused={"tanh": "lstm"},
-                 fused_weights=lstm.fused_weights, gates=lstm.lstm_gates),
+                 fused_weights=lstm.fused_weights, fused_layout=lstm.fused_layout,
+                 gates=lstm.lstm_gates),
 }

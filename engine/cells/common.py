@@ -67,3 +67,49 @@ def through_time(step: Step, inputs: torch.Tensor, state: State, params: Params
         Y = torch.mm(H, W_hq) + b_q
         outputs.append(Y)
     return torch.cat(outputs, dim=0), state
+
+
+# ---- weights as PyTorch's fused kernels read them (the fast path) -----------------------------
+
+def kernel_layout(*Ws: torch.Tensor) -> Params:
+    """The same values as Ws (each (inputs, h)), moved into the rows of one buffer
+    [W_1^T; W_2^T; ...], as a fused kernel reads a layer's gates: each W becomes a transposed
+    view of its rows, a leaf as before. gate_rows then hands the buffer over without a copy,
+    and each gradient comes back in its W's own layout."""
+    buffer = torch.cat([W.detach().T for W in Ws])
+    h = Ws[0].shape[1]
+    return [buffer[k * h:(k + 1) * h].T.detach().requires_grad_(W.requires_grad)
+            for k, W in enumerate(Ws)]
+
+
+def _in_kernel_layout(Ws) -> bool:
+    """Whether Ws are, in order, the rows of one buffer (as kernel_layout leaves them)."""
+    first = Ws[0]
+    n, h = first.shape
+    ptr, offset = first.untyped_storage().data_ptr(), first.storage_offset()
+    return all(W.shape == (n, h) and W.stride() == (1, n) and W.dtype == first.dtype
+               and W.untyped_storage().data_ptr() == ptr and W.storage_offset() == offset + k * h * n
+               for k, W in enumerate(Ws))
+
+
+class _GateRows(torch.autograd.Function):
+    """The buffer under Ws (in kernel layout) as one (gates * h, inputs) tensor, no copy."""
+
+    @staticmethod
+    def forward(ctx, *Ws):
+        n, h = Ws[0].shape
+        ctx.h = h
+        return Ws[0].as_strided((len(Ws) * h, n), (n, 1), Ws[0].storage_offset())
+
+    @staticmethod
+    def backward(ctx, G):
+        h = ctx.h
+        return tuple(G[k * h:(k + 1) * h].T for k in range(G.shape[0] // h))
+
+
+def gate_rows(*Ws: torch.Tensor) -> torch.Tensor:
+    """[W_1^T; W_2^T; ...]: (gates * h, inputs), contiguous, as a fused kernel takes a layer's
+    weights. Without a copy where Ws are in kernel_layout; else one copy (cat of transposes)."""
+    if _in_kernel_layout(Ws):
+        return _GateRows.apply(*Ws)
+    return torch.cat([W.T for W in Ws])

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import (Params, State, attach_gradients, get_output_params, three, three_shapes,
-                     through_time)
+from .common import (Params, State, attach_gradients, gate_rows, get_output_params,
+                     kernel_layout, three, three_shapes, through_time)
 
 LAYER_NAMES = ("W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f", "W_xo", "W_ho", "b_o",
                "W_xc", "W_hc", "b_c")
@@ -102,7 +102,14 @@ def fused_weights(params: Params) -> Params:
     """The layer as torch._VF.lstm takes it: w_ih, w_hh, b_ih with the gates in PyTorch's order
     i, f, g (= C~), o; the op's second bias, b_hh, is zero here."""
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = params
-    # cat of the transposes: one copy that is already contiguous, as the kernel wants it
-    return [torch.cat([W_xi.T, W_xf.T, W_xc.T, W_xo.T]),
-            torch.cat([W_hi.T, W_hf.T, W_hc.T, W_ho.T]),
+    return [gate_rows(W_xi, W_xf, W_xc, W_xo), gate_rows(W_hi, W_hf, W_hc, W_ho),
             torch.cat([b_i, b_f, b_c, b_o])]
+
+
+def fused_layout(params: Params) -> Params:
+    """The layer's parameters, the same values, laid out as fused_weights reads them without
+    copying (engine.cells.common.kernel_layout), for a model that runs the kernel."""
+    W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = params
+    W_xi, W_xf, W_xc, W_xo = kernel_layout(W_xi, W_xf, W_xc, W_xo)
+    W_hi, W_hf, W_hc, W_ho = kernel_layout(W_hi, W_hf, W_hc, W_ho)
+    return [W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c]
