@@ -10,8 +10,8 @@ The math is the book's path's (engine.model.RNNModel, the cells' own equations),
   this device offers.
 
 Routes, chosen once per device and kind of model, and named in the implementation's `detail`:
-- "onednn" (CPU, the chapter's model: one layer, one-hot, tanh): oneDNN's matrix product with
-  the tanh fused (`torch.ops.mkldnn`), inside a hand-written autograd Function.
+- "onednn" (CPU, the chapter's model: one layer, one-hot, tanh or ReLU): oneDNN's matrix
+  product with the activation fused (`torch.ops.mkldnn`), inside a hand-written autograd Function.
   bench/throughput.py measured 1.4x the book's loop on a 2-core AMD EPYC (Zen 4);
   docs/performance.md saw up to 2x on Zen 5. Without autograd and one step at a
   time (generation) it runs the fallback, which is faster there.
@@ -106,18 +106,19 @@ def fallback(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
     return output_layer(Hs, W_hq, b_q), tuple(new_state)
 
 
-# ---- onednn: oneDNN products with the tanh fused (CPU) ----------------------------------------
+# ---- onednn: oneDNN products with the activation fused (CPU) ----------------------------------
 
 def _linear(x, weight, attr="none", bias=None):
-    """x @ weight.T + bias (weight as nn.Linear holds it, plain or packed), then `attr` ('tanh')."""
+    """x @ weight.T + bias (weight as nn.Linear holds it, plain or packed), then `attr` ('tanh',
+    'relu')."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], "")
 
 
 class RNNOneDNN(torch.autograd.Function):
     """The book's `rnn` in oneDNN products: one fused product per step, forward and backward.
 
-    Forward: H_t = tanh(Z_t @ [W_hh; W_xh; b_h]) with Z_t = [H_{t-1}, X_t, 1], so that each step
-    is a single oneDNN call (product, bias and tanh together) on the one-hot X_t of the book;
+    Forward: H_t = phi(Z_t @ [W_hh; W_xh; b_h]) with Z_t = [H_{t-1}, X_t, 1], so that each step
+    is a single oneDNN call (product, bias and activation phi, tanh or relu, together) on the one-hot X_t of the book;
     then the output layer of all steps in one product.
     Backward, the same trick: the gradient reaching H_t is R_{t+1} @ [W_hh, W_hq]^T with
     R_{t+1} = [dA_{t+1}, dY_t] (dA: the gradient of a step's pre-activation). And every weight
@@ -126,7 +127,7 @@ class RNNOneDNN(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, X, H, W_xh, W_hh, b_h, W_hq, b_q):
+    def forward(ctx, X, H, W_xh, W_hh, b_h, W_hq, b_q, activation="tanh"):
         batch_size, num_steps = X.shape
         vocab_size, num_hiddens = W_xh.shape
         # Z[t] = [H_{t-1}, X_t one-hot, 1]; the extra slot Z[num_steps] receives the last H.
@@ -142,9 +143,10 @@ class RNNOneDNN(torch.autograd.Function):
         Zs = Z.unbind(0)
         Hs = [z[:, :num_hiddens] for z in Zs[1:]]  # H_t lands where step t + 1 reads it
         for z, H_t in zip(Zs, Hs):
-            H_t.copy_(_linear(z, W_packed, "tanh"))
+            H_t.copy_(_linear(z, W_packed, activation))
         Y = _linear(Z[1:, :, :num_hiddens].flatten(0, 1), W_hq.T, bias=b_q)
         ctx.save_for_backward(Z, W_hh, W_hq)
+        ctx.activation = activation
         return Y, Z[-1, :, :num_hiddens]  # the last H: a view, it was written once already
 
     @staticmethod
@@ -165,27 +167,31 @@ class RNNOneDNN(torch.autograd.Function):
             dH = _linear(Rs[t + 1], W_packed)  # dA_{t+1} W_hh^T + dY_t W_hq^T
             if t == num_steps - 1:
                 dH += dH_last
-            torch.ops.aten.tanh_backward.grad_input(dH, Hs[t], grad_input=dAs[t])  # * (1 - H_t^2)
+            if ctx.activation == "tanh":  # * (1 - H_t^2)
+                torch.ops.aten.tanh_backward.grad_input(dH, Hs[t], grad_input=dAs[t])
+            else:  # relu: * (H_t > 0)
+                torch.ops.aten.threshold_backward.grad_input(dH, Hs[t], 0.0, grad_input=dAs[t])
         dH0 = torch.mm(dAs[0], W_hh.T) if ctx.needs_input_grad[1] else None
         dW = torch.mm(Z.flatten(0, 1).T, R.flatten(0, 1))  # sum over steps of Z[t]^T R[t]
         dW_h, dW_q = dW.split([num_hiddens, vocab_size], dim=1)
         dW_hh, dW_xh, db_h = dW_h.split([num_hiddens, vocab_size, 1])
-        return (None, dH0, dW_xh, dW_hh, db_h.squeeze(0), dW_q[:num_hiddens], dW_q[-1])
+        return (None, dH0, dW_xh, dW_hh, db_h.squeeze(0), dW_q[:num_hiddens], dW_q[-1], None)
 
 
-def rnn_onednn(X, H, params):
+def rnn_onednn(X, H, params, activation: str = "tanh"):
     if not torch.is_grad_enabled() and X.shape[1] <= 1:
         # Generation, one step a call: with no backward pass to speed up, oneDNN's set-up per
         # call (packing, primitives) costs more than its products gain; plain PyTorch measured
         # faster here. Over many steps (held-out perplexity: 28 rows x 35 steps) oneDNN took
         # 54 ms where plain PyTorch took 70.
-        Y, (H,) = fallback(ModelSpec(), X, (H,), params)
+        Y, (H,) = fallback(ModelSpec(activation=activation), X, (H,), params)
         return Y, H
-    return RNNOneDNN.apply(X, H, *params)
+    return RNNOneDNN.apply(X, H, *params, activation)
 
 
-def onednn(X: torch.Tensor, state: State, params: Params) -> tuple[torch.Tensor, State]:
-    Y, H = rnn_onednn(X, state[0], params)
+def onednn(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
+           ) -> tuple[torch.Tensor, State]:
+    Y, H = rnn_onednn(X, state[0], params, spec.activation)
     return Y, (H,)
 
 
@@ -233,8 +239,9 @@ def fused(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
 # ---- choosing the route -----------------------------------------------------------------------
 
 def is_book_rnn(spec: ModelSpec) -> bool:
-    """The chapter's model: one tanh RNN layer on one-hot inputs (the oneDNN route's)."""
-    return (spec.cell, spec.num_layers, spec.input, spec.activation) == ("rnn", 1, "onehot", "tanh")
+    """The chapter's model: one RNN layer on one-hot inputs, tanh (the book's) or ReLU (its
+    exercise): the oneDNN route's."""
+    return (spec.cell, spec.num_layers, spec.input) == ("rnn", 1, "onehot")
 
 
 def _routes(device: torch.device, spec: ModelSpec) -> dict[str, Route]:
@@ -242,7 +249,7 @@ def _routes(device: torch.device, spec: ModelSpec) -> dict[str, Route]:
     cell = CELLS[spec.cell]
     routes = {}
     if is_book_rnn(spec):
-        routes["onednn"] = Route("onednn", "oneDNN fused kernels", onednn)
+        routes["onednn"] = Route("onednn", "oneDNN fused kernels", functools.partial(onednn, spec))
     op = cell.fused.get(spec.activation)
     if op is not None:
         kind = cell.name.upper()

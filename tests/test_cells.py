@@ -558,7 +558,7 @@ def test_the_books_model_class_runs_every_cell():
 
 def test_each_kind_of_model_has_its_routes():
     assert routes_of(ModelSpec()) == ["onednn", "rnn_tanh", "fallback"]
-    assert routes_of(spec_of(activation="relu")) == ["rnn_relu", "fallback"]
+    assert routes_of(spec_of(activation="relu")) == ["onednn", "rnn_relu", "fallback"]
     assert routes_of(spec_of(layers=2)) == ["rnn_tanh", "fallback"]
     assert routes_of(spec_of("gru", layers=2)) == ["fallback"]  # no fused kernel is the book's GRU
     assert routes_of(spec_of("lstm", input="embedding")) == ["lstm", "fallback"]
