@@ -10,8 +10,8 @@ The math is the book's path's (engine.model.RNNModel, the cells' own equations),
   this device offers.
 
 Routes, chosen once per device and kind of model, and named in the implementation's `detail`:
-- "onednn" (CPU, the chapter's model: one layer, one-hot, tanh or ReLU): oneDNN's matrix
-  product with the activation fused (`torch.ops.mkldnn`), inside a hand-written autograd Function.
+- "onednn" (CPU, the chapter's model: one layer; tanh or ReLU; one-hot or embedded inputs):
+  oneDNN's matrix product with the activation fused (`torch.ops.mkldnn`), inside a hand-written autograd Function.
   bench/throughput.py measured 1.4x the book's loop on a 2-core AMD EPYC (Zen 4);
   docs/performance.md saw up to 2x on Zen 5. Without autograd and one step at a
   time (generation) it runs the fallback, which is faster there.
@@ -191,6 +191,9 @@ def rnn_onednn(X, H, params, activation: str = "tanh"):
 
 def onednn(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
            ) -> tuple[torch.Tensor, State]:
+    if spec.input == "embedding":  # an embedded token times W_xh is a row of W_emb W_xh
+        W_emb, W_xh, *rest = params
+        params = [torch.mm(W_emb, W_xh), *rest]
     Y, H = rnn_onednn(X, state[0], params, spec.activation)
     return Y, (H,)
 
@@ -239,9 +242,9 @@ def fused(spec: ModelSpec, X: torch.Tensor, state: State, params: Params
 # ---- choosing the route -----------------------------------------------------------------------
 
 def is_book_rnn(spec: ModelSpec) -> bool:
-    """The chapter's model: one RNN layer on one-hot inputs, tanh (the book's) or ReLU (its
-    exercise): the oneDNN route's."""
-    return (spec.cell, spec.num_layers, spec.input) == ("rnn", 1, "onehot")
+    """The chapter's model, one RNN layer, with its exercises' switches (ReLU, an embedding):
+    the oneDNN route's."""
+    return (spec.cell, spec.num_layers) == ("rnn", 1)
 
 
 def _routes(device: torch.device, spec: ModelSpec) -> dict[str, Route]:

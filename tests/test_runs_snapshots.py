@@ -5,9 +5,11 @@ and 160x48, on fixed fake runs. Update with `pytest tests/test_runs_snapshots.py
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
@@ -33,7 +35,11 @@ def _fixed_places(monkeypatch):
 
 
 def make_app() -> RnnTuiApp:
-    three_runs()
+    # Every record's time from a fixed clock, one minute apart: the browser shows the dates.
+    minutes = itertools.count()
+    with patch("engine.runlog.utc_timestamp",
+               lambda: f"2026-01-01T{next(minutes) // 60:02d}:{next(minutes) % 60:02d}:00+00:00"):
+        three_runs()
     return RnnTuiApp(CONFIG, trainer_factory=FakeTrainer, record=False)
 
 

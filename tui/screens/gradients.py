@@ -47,9 +47,6 @@ class GradientsScreen(InspectScreen):
 
         self.ask(work, "unrolling one batch")
 
-    def action_again(self) -> None:
-        self.read()
-
     def action_next_batch(self) -> None:
         self.index = (self.result.index + 1) if self.result else self.index + 1
         self.read()

@@ -4,7 +4,6 @@ the units whose activation follows a character class best, with their correlatio
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer, Vertical, VerticalScroll
@@ -70,15 +69,6 @@ class HiddenUnitsScreen(InspectScreen):
                               trainer.config.preprocess, char_class, TOP_UNITS, part)
 
         self.ask(work, "running the text one step at a time")
-
-    @on(Input.Submitted, "#units-input")
-    def _submitted(self, event: Input.Submitted) -> None:
-        self.text = event.value
-        self.set_focus(None)
-        self.read()
-
-    def action_again(self) -> None:
-        self.read()
 
     def action_choose_class(self, index: int) -> None:
         self.char_class = CLASSES[index]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from textual import on
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import ModalScreen
@@ -35,6 +36,8 @@ class InspectScreen(ModalScreen[None]):
         token: int
         result: Any
         error: str | None
+
+    text = ""  # what the screen reads (empty: the start of the training text)
 
     def __init__(self) -> None:
         super().__init__()
@@ -98,5 +101,17 @@ class InspectScreen(ModalScreen[None]):
             self.set_focus(field)
             return
 
+    def read(self) -> None:
+        """Ask the trainer for this screen's figures (each screen), on `self.text`."""
+
     def action_again(self) -> None:
         """Ask again: the model has moved on since."""
+        self.read()
+
+    @on(Input.Submitted)
+    def _text_submitted(self, event: Input.Submitted) -> None:
+        """A screen's text field: enter reads the typed text."""
+        event.stop()
+        self.text = event.value
+        self.set_focus(None)
+        self.read()

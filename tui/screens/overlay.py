@@ -19,12 +19,12 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from engine.runs import RunSummary
 
 from ..colour import truecolour
 from ..plot_file import series
+from ..widgets.replotting_plot import ReplottingPlot
 from ..widgets.perplexity_plot import log_ticks
 
 # One colour per run, as RGB, so that the plot and the legend show the very same one (plotext's
@@ -40,7 +40,7 @@ def marks(i: int) -> tuple[str, str]:
     return str(i + 1)[-1], "abcdefghijklmnopqrstuvwxyz"[i % 26]
 
 
-class OverlayPlot(PlotextPlot):
+class OverlayPlot(ReplottingPlot):
     log: reactive[bool] = reactive(True)
     x: reactive[str] = reactive("epochs")
     markers: reactive[bool] = reactive(False)  # marks(i) instead of lines and dots
@@ -49,10 +49,6 @@ class OverlayPlot(PlotextPlot):
         super().__init__(**kwargs)
         self.runs = list(runs)
         self.set_reactive(OverlayPlot.markers, markers)
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.replot()
 
     def watch_markers(self) -> None:
         self.replot()
@@ -63,14 +59,8 @@ class OverlayPlot(PlotextPlot):
     def watch_x(self) -> None:
         self.replot()
 
-    def on_resize(self) -> None:
-        self.replot()
-
     def replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.xlabel("epoch" if self.x == "epochs" else "training seconds")
+        plt = self.fresh_figure("epoch" if self.x == "epochs" else "training seconds")
         plt.ylabel("perplexity" + (" (log)" if self.log else ""))
         top = 1.1
         for i, run in enumerate(self.runs):

@@ -131,15 +131,6 @@ class SurpriseScreen(InspectScreen):
 
         self.ask(work, "reading the text" if other is None else "reading the text twice")
 
-    @on(Input.Submitted, "#surprise-input")
-    def _submitted(self, event: Input.Submitted) -> None:
-        self.text = event.value
-        self.set_focus(None)
-        self.read()
-
-    def action_again(self) -> None:
-        self.read()
-
     def action_compare(self) -> None:
         """Pick another run's checkpoint to compare the live model with."""
         from engine.runlog import default_runs_dir

@@ -9,15 +9,15 @@ from __future__ import annotations
 import math
 
 from textual.reactive import reactive, var
-from textual_plotext import PlotextPlot
 
 from ..colour import truecolour
+from .replotting_plot import ReplottingPlot
 
 COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")  # LSTM clipped: 5 curves
 MARKERS = ("o", "x", "+", "*", "#", "%")  # without truecolour: one per curve, in the legend too
 
 
-class GradientPlot(PlotextPlot):
+class GradientPlot(ReplottingPlot):
     # (name, norms at steps 1..n) per line
     series: reactive[tuple[tuple[str, tuple[float, ...]], ...]] = var(())
     markers: reactive[bool] = var(False)  # a marker per curve, for terminals without truecolour
@@ -27,24 +27,17 @@ class GradientPlot(PlotextPlot):
         self.border_title = "|dL/dH_t| by time step"
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.markers = not truecolour(self.app)
-        self._replot()
+        super().on_mount()
 
     def watch_series(self) -> None:
-        self._replot()
+        self.replot()
 
     def watch_markers(self) -> None:
-        self._replot()
+        self.replot()
 
-    def on_resize(self) -> None:
-        self._replot()  # the y labels depend on the height
-
-    def _replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.xlabel("time step t")
+    def replot(self) -> None:
+        plt = self.fresh_figure("time step t")
         positive = [y for _, ys in self.series for y in ys if y > 0 and math.isfinite(y)]
         if not positive:
             plt.title("waiting for the trainer")

@@ -6,7 +6,8 @@ import math
 
 from textual.content import Content
 from textual.reactive import reactive, var
-from textual_plotext import PlotextPlot
+
+from .replotting_plot import ReplottingPlot
 
 # Plotting costs more than the panels; beyond this many points, plot every k-th one.
 MAX_POINTS = 1000
@@ -60,7 +61,7 @@ TRAIN_COLOUR, VAL_COLOUR = "ansi_cyan", "#ffaf00"
 LEGEND = Content.assemble(("━ train", TRAIN_COLOUR), "  ", ("·· validation", VAL_COLOUR))
 
 
-class PerplexityPlot(PlotextPlot):
+class PerplexityPlot(ReplottingPlot):
     history: reactive[tuple[float, ...]] = var(())
     val_history: reactive[tuple[float, ...]] = var(())  # validation, when a part is held out
     stride: reactive[int] = var(1)
@@ -72,24 +73,15 @@ class PerplexityPlot(PlotextPlot):
         super().__init__(**kwargs)
         self.border_title = "Perplexity (log scale)"
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self._replot()
-
     def watch_history(self) -> None:
-        self._replot()
+        self.replot()
 
     def watch_val_history(self) -> None:
-        self._replot()
+        self.replot()
 
-    def on_resize(self) -> None:
-        self._replot()  # the y labels depend on the height
-
-    def _replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.xlabel("epoch")  # the y axis is named in the title: plotext puts both on one line
+    def replot(self) -> None:
+        # the y axis is named in the title: plotext puts both on one line
+        plt = self.fresh_figure("epoch")
         h = self.history
         if not h:
             plt.title("waiting for the first epoch")

@@ -13,12 +13,12 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive, var
-from textual.widget import Widget
 
 from engine.inspect import SurpriseComparison
 
 from ..figures import DIFFERENCE_MAX, difference_colour, difference_mark
 from ..format import visible
+from .character_figure import CharacterFigure
 
 NOT_COMPARED = Style(bgcolor="rgb(110,110,110)", color="white", italic=True)
 MOST = Style(underline=True, bold=True)
@@ -44,23 +44,8 @@ def difference_legend(markers: bool) -> Text:
     return text
 
 
-class SurpriseDifference(Widget):
+class SurpriseDifference(CharacterFigure):
     result: reactive[SurpriseComparison | None] = var(None)
-    markers: reactive[bool] = reactive(False)
-
-    DEFAULT_CSS = "SurpriseDifference { height: auto; }"
-
-    def watch_result(self) -> None:
-        self.refresh(layout=True)
-
-    def watch_markers(self) -> None:
-        self.refresh(layout=True)
-
-    def get_content_height(self, container, viewport, width: int) -> int:
-        return max(1, len(self.render_text(width).wrap(self.app.console, width)))
-
-    def render(self) -> Text:
-        return self.render_text(max(1, self.content_size.width))
 
     def render_text(self, width: int) -> Text:
         c = self.result

@@ -11,12 +11,12 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive, var
-from textual.widget import Widget
 
 from engine.inspect import Surprise
 
 from ..figures import SURPRISE_MAX, ramp
 from ..format import visible
+from .character_figure import CharacterFigure
 
 
 def loss_style(loss: float) -> Style:
@@ -41,23 +41,8 @@ def legend(markers: bool) -> Text:
     return text
 
 
-class SurpriseText(Widget):
+class SurpriseText(CharacterFigure):
     result: reactive[Surprise | None] = var(None)
-    markers: reactive[bool] = reactive(False)
-
-    DEFAULT_CSS = "SurpriseText { height: auto; }"
-
-    def watch_result(self) -> None:
-        self.refresh(layout=True)
-
-    def watch_markers(self) -> None:
-        self.refresh(layout=True)
-
-    def get_content_height(self, container, viewport, width: int) -> int:
-        return max(1, len(self.render_text(width).wrap(self.app.console, width)))
-
-    def render(self) -> Text:
-        return self.render_text(max(1, self.content_size.width))
 
     def render_text(self, width: int) -> Text:
         s = self.result
