@@ -1266,6 +1266,8 @@ async def test_k_shades_the_continuation_by_each_characters_probability(make_app
         assert prompt.shade
         await pilot.pause(0.05)
         assert "probability of each character when chosen" in text_of(app, "#prompt-unknown")
+        # Training goes on and the prompt answers again each epoch: read the answer shown now.
+        p = prompt.prediction
         assert text_of(app, "#prompt-output") == "the " + p.text  # the same text, shaded
         shaded = PromptPanel.render_prediction(p, shade=True)
         styles = [str(s.style) for s in shaded.spans][-len(p.text):]
