@@ -313,9 +313,8 @@ class RunsScreen(ModalScreen[None]):
                 return
             if path not in self.roots:
                 self.roots.append(path)
-                extra = getattr(self.app, "run_roots", None)
-                if isinstance(extra, list) and path not in extra:
-                    extra.append(path)  # the app remembers it for the session
+                if path not in self.app.run_roots:
+                    self.app.run_roots.append(path)  # the app remembers it for the session
             self.load()
 
         self.app.push_screen(TextPrompt("Add a directory of runs",

@@ -142,9 +142,9 @@ class SurpriseScreen(InspectScreen):
 
         app = self.app
         current = None
-        recorder = getattr(app, "recorder", None)
+        recorder = app.recorder
         if recorder is not None and recorder.checkpoint_path is not None:
-            snap = getattr(app, "last_snapshot", None)
+            snap = app.last_snapshot
             current = CurrentRun(recorder.checkpoint_path, snap.epoch if snap else 0)
         app.push_screen(ComparePicker(default_runs_dir(), current), chosen)
 
@@ -270,6 +270,5 @@ class SurpriseScreen(InspectScreen):
         self.query_one("#surprise-hardest", Static).update(most)
 
     def app_preprocess(self) -> str | None:
-        trainer = getattr(self.app, "trainer", None)
-        config = getattr(trainer, "config", None)
-        return getattr(config, "preprocess", None)
+        trainer = self.app.trainer
+        return trainer.config.preprocess if trainer is not None else None
