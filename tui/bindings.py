@@ -61,8 +61,8 @@ KEYS: tuple[KeySpec, ...] = (
             "was chosen; again turns it off", "Panels", show=False),
     # Looking inside the model as it is now; each opens a screen (not in the footer: 80 columns).
     KeySpec("surprise", "i", "surprise", "Surprise",
-            "Surprise: a text coloured by the model's loss on it", "Inspect",
-            show=False),
+            "Surprise: a text coloured by the model's loss on it; c there compares two runs",
+            "Inspect", show=False),
     KeySpec("hidden-units", "u", "hidden_units", "Hidden units",
             "Hidden units over a text; find the unit for a class",
             "Inspect", show=False),
