@@ -191,3 +191,28 @@ def test_headless_resume_of_a_stopped_run_refuses_epochs_already_done(tmp_path, 
     assert main(["train", "--headless", "--resume", str(stopped),
                  "--run-dir", str(tmp_path / "c")]) == 0
     assert load_checkpoint(tmp_path / "c" / "checkpoint.pt").epoch == 5
+
+
+def test_generate_with_confidence_prints_each_characters_probability(tmp_path, capsys,
+                                                                     timemachine_path):
+    """--confidence: the continuation in lines of --width, each with a digit line under it that
+    gives the probability each character had when it was chosen, in tenths."""
+    from engine.checkpoint import model_from_checkpoint
+    from engine.generate import predict
+    from engine.sampling import GREEDY
+
+    assert main(["train", "--headless", *SMALL, "--corpus", str(timemachine_path), "--epochs", "2",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    path = tmp_path / "a" / "checkpoint.pt"
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(path), "--prefix", "time traveller",
+                 "-n", "25", "--confidence", "--width", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ckpt = load_checkpoint(path)
+    net, vocab = model_from_checkpoint(ckpt, "cpu")
+    p = predict("time traveller", 25, net, vocab, "cpu", GREEDY,
+                preprocess=ckpt.train_config().preprocess)
+    assert lines[0] == "time traveller →"
+    text, digits = lines[1::2], lines[2::2]
+    assert [len(t) for t in text] == [10, 10, 5] and "".join(text) == p.text
+    assert "".join(digits) == "".join(str(min(9, int(q * 10))) for q in p.probs)

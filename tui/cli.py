@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "to sample; with top-k and top-p, their temperature (default: 1)")
     gen.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
     gen.add_argument("--device", default="cpu", help="device to run on (default: cpu)")
+    gen.add_argument("--confidence", action="store_true",
+                     help="under each generated character, its probability when chosen, in "
+                          "tenths (0: under 10%%, 9: 90%% or more), lines of --width")
+    gen.add_argument("--width", type=int, default=72, metavar="N",
+                     help="line width of --confidence's text and digits (default: 72)")
     from .inspect_cmd import add_inspect_parser
     add_inspect_parser(sub)
     from .serve import add_serve_command

@@ -75,3 +75,9 @@ def home(path) -> str:
     if user not in ("", "/", "~") and (text == user or text.startswith(user + os.sep)):
         return "~" + text[len(user):]
     return text
+
+
+def confidence_digit(prob: float) -> str:
+    """A probability as one digit, its tenths: 0 (under 10%) to 9 (90% or more); the text
+    fallback of the confidence shading, in the prompt and in `rnn-tui generate --confidence`."""
+    return str(min(9, max(0, int(prob * 10))))

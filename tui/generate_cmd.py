@@ -12,6 +12,8 @@ from engine.generate import predict
 from engine.sampling import GREEDY, Sampling
 from engine.text import printable
 
+from .format import confidence_digit
+
 
 def sampling(args: argparse.Namespace) -> Sampling:
     """--sampling, --temperature and --seed as one value; --temperature alone samples at that
@@ -48,5 +50,22 @@ def run_generate(args: argparse.Namespace) -> int:
     if prediction.truncated:
         say(f"note: only the last {len(prediction.prefix):,} characters of the prefix were "
             "used to warm up the model")
+    if args.confidence:
+        say(f"{prediction.prefix} →", err=False)
+        for line in confidence_lines(prediction.text, prediction.probs, max(10, args.width)):
+            print(line)
+        return 0
     say(prediction.full, multiline=True, err=False)  # the text itself: its lines stay lines
     return 0
+
+
+def confidence_lines(text: str, probs, width: int) -> list[str]:
+    """The generated text in lines of `width` characters, each followed by a line of digits:
+    the probability each character had when it was chosen, in tenths. Every character is shown
+    as one visible character (a newline as ⏎), so the digits stay under their characters."""
+    shown = [printable(ch) for ch in text]
+    lines = []
+    for start in range(0, len(shown), width):
+        lines.append("".join(shown[start:start + width]))
+        lines.append("".join(confidence_digit(q) for q in probs[start:start + width]))
+    return lines

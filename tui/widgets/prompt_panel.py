@@ -16,6 +16,7 @@ from engine.sampling import Sampling
 from engine.text import printable
 
 from .. import format as fmt
+from ..format import confidence_digit
 from ..bindings import FIELD_BINDINGS, hint
 from ..colour import truecolour
 from ..figures import ramp
@@ -34,11 +35,6 @@ def confidence_style(prob: float) -> str:
     """Sure characters cool, unsure ones hot (the surprise view's ramp, run backwards)."""
     r, g, b = ramp(1.0 - prob)
     return f"{'white' if prob > 0.55 else 'black'} on rgb({r},{g},{b})"
-
-
-def confidence_digit(prob: float) -> str:
-    """The text fallback's mark for a probability: its tenths, 0 (under 10%) to 9 (90% or more)."""
-    return str(min(9, max(0, int(prob * 10))))
 
 
 # In the notes line's warning colour, a legend would read as a warning: its words are muted.
