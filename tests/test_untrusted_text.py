@@ -13,7 +13,6 @@ import io
 import json
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,8 @@ from engine.text import printable
 from engine.trainer import Sample, Trainer
 from tui.cli import main
 from tui.headless import run_headless, sample_line
+
+from test_app import run_async, wait_for as app_wait_for
 
 # Every character a terminal may obey or that would reorder what it shows (engine/text.py).
 UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -263,21 +264,9 @@ def program_codes_removed(out: str) -> str:
     return re.sub("\x1b\\[[0-9;:]*[mH]", "", out)
 
 
-def run_async(test):
-    import functools
-
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        return asyncio.run(test(*args, **kwargs))
-    return run
-
-
-async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+async def wait_for(pilot, condition, what: str = "condition"):
+    """test_app's, with more time: these tests train and read files before the screen shows."""
+    await app_wait_for(pilot, condition, timeout=30.0, what=what)
 
 
 @pytest.fixture
