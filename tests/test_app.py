@@ -756,7 +756,8 @@ async def test_s_saves_and_o_opens_a_checkpoint_to_continue(tmp_path, timemachin
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.recorder.run_dir != run_dir
+        # app.recorder is None while the new run's thread builds it
+        await wait_for(pilot, lambda: app.recorder is not None and app.recorder.run_dir != run_dir
                        and app.last_snapshot is not None and app.last_snapshot.epoch > saved.epoch,
                        what="the resumed run")
         assert app.last_snapshot.history[:saved.epoch] == tuple(saved.history)
