@@ -201,3 +201,48 @@ async def test_watching_cannot_open_a_run(tmp_path):
         await pilot.press("o")
         await pilot.pause(0.1)
         assert any(n.startswith("Read-only") for n in notifications(app))
+
+
+@run_async
+async def test_marks_outlive_the_browser_and_come_first_in_the_pickers(tmp_path):
+    """Runs marked in the browser stay marked when it opens again, and the checkpoint
+    pickers (open, and the surprise view's compare) list them first, with a ✓."""
+    from tui.screens.checkpoints import CheckpointPicker
+    from tui.screens.surprise import ComparePicker
+
+    root = default_runs_dir()
+    for name in ("20260101-000000-older", "20260102-000000-newer"):
+        trainer = Trainer(TrainConfig(num_hiddens=8, max_tokens=500, batch_size=4, num_steps=5,
+                                      epochs=1, threads=1, sample_every=100))
+        trainer.run()
+        (root / name).mkdir(parents=True)
+        trainer.save(root / name / "checkpoint.pt")
+        fake_run(root, name, [20.0, 9.0])
+    older = root / "20260101-000000-older"
+    app = watched_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_browser(pilot, app)
+        assert rows(screen) == ["20260102-000000-newer", "20260101-000000-older"]
+        await pilot.press("down", "space", "escape")
+        assert app.marked_runs == {older}
+        screen = await open_browser(pilot, app)
+        assert screen.marked == {older} and "1 marked" in str(screen.query_one("#runs-note")
+                                                              .render())
+        await pilot.press("escape")
+        for kind in (CheckpointPicker, ComparePicker):
+            app.push_screen(app.checkpoint_picker(kind))
+            await wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen.paths,
+                           what="the picker's list")
+            picker = app.screen
+            assert picker.paths == [older / "checkpoint.pt", root / "20260102-000000-newer"
+                                    / "checkpoint.pt"]
+            table = picker.query_one(DataTable)
+            assert str(table.get_row_at(0)[0]) == "✓ 20260101-000000-older"
+            assert str(table.get_row_at(1)[0]) == "20260102-000000-newer"
+            assert "✓ the runs marked in the run browser" in str(
+                picker.query_one("#picker-note").render())
+            await pilot.press("escape")
+        # Unmarking is kept too.
+        await open_browser(pilot, app)
+        await pilot.press("down", "space", "escape")
+        assert app.marked_runs == frozenset()

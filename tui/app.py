@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from textual import events, on
@@ -60,6 +61,8 @@ from .widgets.training_panel import TrainingPanel
 if TYPE_CHECKING:  # these import torch, which loads on the trainer's thread
     from engine.checkpoint import Checkpoint
     from engine.recorder import RunRecorder
+
+    from .screens.checkpoints import CheckpointPicker
 
 POLL_INTERVAL_S = 0.1          # the UI reads the trainer ~10 times a second, however fast it runs
 PREDICTION_REFRESH_S = 1.0     # while training, the prompt's answer is refreshed at most this often
@@ -125,7 +128,9 @@ class RnnTuiApp(App[int]):
         self._prediction_time = 0.0
         self._restarting = False
         self._memorization_noticed = False
-        self.run_roots: list = []  # directories added in the run browser, for this session
+        # The run browser's added directories and marked runs, kept for the session.
+        self.run_roots: list[Path] = []
+        self.marked_runs: frozenset[Path] = frozenset()
         self._failures_shown = 0
         self.crash: BaseException | None = None  # an unexpected error that ended the app
         self._typed_actions = typed_actions({})
@@ -806,17 +811,29 @@ class RnnTuiApp(App[int]):
             return
         from engine.checkpoint import CheckpointError, load_checkpoint, resume_config
 
-        from .screens.checkpoints import CheckpointPicker, CurrentRun
+        from .screens.checkpoints import CheckpointPicker
 
         def chosen(path) -> None:
             if path is not None:
                 self.open_checkpoint(path)
 
+        self.push_screen(self.checkpoint_picker(CheckpointPicker), chosen)
+
+    def checkpoint_picker(self, kind: type[CheckpointPicker]) -> CheckpointPicker:
+        """A picker (`kind`: to open, or to compare with) over every run this session knows:
+        the runs directory, the directories the browser added, the runs it marked, and the
+        run training now."""
+        from engine.run_index import known_run_dirs
+
+        from .screens.checkpoints import CurrentRun
+
         current = None
-        if self.recorder is not None and self.recorder.checkpoint_path is not None:
+        recorder = self.recorder
+        if recorder is not None and recorder.checkpoint_path is not None:
             epoch = self.last_snapshot.epoch if self.last_snapshot is not None else 0
-            current = CurrentRun(self.recorder.checkpoint_path, epoch)
-        self.push_screen(CheckpointPicker(default_runs_dir(), current), chosen)
+            current = CurrentRun(recorder.checkpoint_path, epoch)
+        others = list(dict.fromkeys([*known_run_dirs(), *self.run_roots, *self.marked_runs]))
+        return kind(default_runs_dir(), current, others, self.marked_runs)
 
     def open_checkpoint(self, path) -> None:
         """Continue the checkpoint at `path`, after a confirmation (the picker and the run
@@ -849,7 +866,17 @@ class RnnTuiApp(App[int]):
         def open_later(path) -> None:  # after the browser has closed
             self.call_later(self.open_checkpoint, path)
 
-        self.push_screen(RunsScreen([default_runs_dir(), *self.run_roots], open_later))
+        self.push_screen(RunsScreen([default_runs_dir(), *self.run_roots], open_later,
+                                    self.marked_runs))
+
+    @on(RunsScreen.Marked)
+    def _runs_marked(self, event: RunsScreen.Marked) -> None:
+        self.marked_runs = event.paths
+
+    @on(RunsScreen.DirectoryAdded)
+    def _run_directory_added(self, event: RunsScreen.DirectoryAdded) -> None:
+        if event.path not in self.run_roots:
+            self.run_roots.append(event.path)
 
     def get_driver_class(self):
         driver = super().get_driver_class()

@@ -2,7 +2,8 @@
 
 The list holds the default runs folder and every run directory written elsewhere
 (`--run-dir`, remembered by engine.run_index); the run that is training now is marked, with
-its live epoch beside the one its checkpoint holds."""
+its live epoch beside the one its checkpoint holds. Runs marked in the run browser come first,
+with a ✓: the one to compare with is usually among them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from rich.text import Text
 from textual.widgets import DataTable, Input, Label, Static
 
 from engine.checkpoint import CheckpointError, CheckpointSummary, describe, list_checkpoints
@@ -62,10 +62,12 @@ class CheckpointPicker(ModalScreen["Path | None"]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="picker-cancel")]
 
     def __init__(self, runs_dir: Path, current: CurrentRun | None = None,
-                 other_dirs: list[Path] | None = None) -> None:
+                 other_dirs: list[Path] | None = None,
+                 marked: frozenset[Path] = frozenset()) -> None:
         super().__init__()
         self.runs_dir = runs_dir
         self.current = current
+        self.marked = marked  # run directories
         self.other_dirs = known_run_dirs() if other_dirs is None else other_dirs
         self.paths: list[Path] = []
 
@@ -102,12 +104,13 @@ class CheckpointPicker(ModalScreen["Path | None"]):
             except OSError:
                 return 0.0
 
-        rows: list[tuple[Path, CheckpointSummary | None, str]] = []
-        for path in sorted(found, key=mtime, reverse=True):
+        marked = {path for path in found if self.is_marked(path)}
+        rows: list[tuple[Path, CheckpointSummary | None, str, bool]] = []
+        for path in sorted(found, key=lambda p: (p not in marked, -mtime(p))):  # marked first
             try:
-                rows.append((path, describe(path), ""))
+                rows.append((path, describe(path), "", path in marked))
             except CheckpointError as e:
-                rows.append((path, None, str(e)))
+                rows.append((path, None, str(e), path in marked))
         self.app.call_from_thread(self.show, rows)
 
     def show(self, rows) -> None:
@@ -115,12 +118,16 @@ class CheckpointPicker(ModalScreen["Path | None"]):
         note = self.query_one("#picker-note", Static)
         self.paths = []
         current = None
-        for path, summary, problem in rows:
+        marked = 0
+        for path, summary, problem, is_marked in rows:
             run = path.parent.name if path.parent != self.runs_dir else path.name
             is_current = self.current is not None and _same(path, self.current.checkpoint)
             if is_current:
                 run = f"● {run} (this run)"
                 current = len(self.paths)
+            elif is_marked:
+                run = f"✓ {run}"
+                marked += 1
             if summary is None:
                 table.add_row(cell(run), cell("damaged"), "", "", "", "", key=str(path))
             else:
@@ -139,12 +146,18 @@ class CheckpointPicker(ModalScreen["Path | None"]):
         if rows:
             note.update(printable(f"{len(rows)} checkpoint(s) in {where}"
                                   + (" · ● marks the run training now" if current is not None
+                                     else "")
+                                  + (" · ✓ the runs marked in the run browser" if marked
                                      else "")))
             if not self.query_one("#picker-path", Input).value:  # not while typing a path
                 table.focus()
         else:
             note.update(printable(f"No checkpoints yet in {where}. Runs save one every few "
                                   "epochs; s saves now."))
+
+    def is_marked(self, path: Path) -> bool:
+        """Whether the checkpoint is in a marked run (reads the disk: not on the UI thread)."""
+        return any(_same(path.parent, run) for run in self.marked)
 
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:

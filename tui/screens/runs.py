@@ -8,6 +8,7 @@ cell is a rich Text, never markup.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +17,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
@@ -60,7 +62,20 @@ SORTS: tuple[tuple[str, Callable[[RunSummary], object]], ...] = (
 
 
 class RunsScreen(ModalScreen[None]):
-    """Browse runs. Opening one hands its checkpoint to `open_checkpoint` (the app's flow)."""
+    """Browse runs. Opening one hands its checkpoint to `open_checkpoint` (the app's flow).
+
+    The marks and the directories added outlive the screen: it starts from the ones it is
+    given and says each change in a message, which the app keeps for the session (the
+    surprise view's compare picker offers the marked runs first)."""
+
+    @dataclass
+    class Marked(Message):
+        """The runs marked now (run directories)."""
+        paths: frozenset[Path]
+
+    @dataclass
+    class DirectoryAdded(Message):
+        path: Path
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="runs-close"),
@@ -76,14 +91,14 @@ class RunsScreen(ModalScreen[None]):
     HINT = ("type to filter · space marks · v overlay · enter opens · s sorts · n renames · "
             "d deletes · a adds a dir · esc")
 
-    def __init__(self, roots: list[Path], open_checkpoint: Callable[[Path], None] | None = None
-                 ) -> None:
+    def __init__(self, roots: list[Path], open_checkpoint: Callable[[Path], None] | None = None,
+                 marked: frozenset[Path] = frozenset()) -> None:
         super().__init__()
         self.roots = list(roots)
         self.open_checkpoint = open_checkpoint
         self.runs: list[RunSummary] = []
         self.problems: list[str] = []
-        self.marked: set[Path] = set()
+        self.marked: set[Path] = set(marked)
         self.sort_index = 0
         self.shown: list[RunSummary] = []
 
@@ -114,8 +129,7 @@ class RunsScreen(ModalScreen[None]):
 
     def _loaded(self, runs: list[RunSummary], problems: list[str]) -> None:
         self.runs, self.problems = runs, problems
-        self.marked &= {r.path for r in runs}
-        self.refresh_table()
+        self.set_marked(self.marked & {r.path for r in runs})  # deleted runs drop out
 
     # ---- the table ----------------------------------------------------------------------------
 
@@ -230,7 +244,12 @@ class RunsScreen(ModalScreen[None]):
         run = self.current()
         if run is None:
             return
-        self.marked ^= {run.path}
+        self.set_marked(self.marked ^ {run.path})
+
+    def set_marked(self, marked: set[Path]) -> None:
+        if marked != self.marked:
+            self.post_message(self.Marked(frozenset(marked)))
+        self.marked = marked
         self.refresh_table()
 
     def action_sort(self) -> None:
@@ -275,7 +294,7 @@ class RunsScreen(ModalScreen[None]):
                 self.notify(str(e), title="Not renamed", severity="error", markup=False)
                 return
             if run.path in self.marked:
-                self.marked = (self.marked - {run.path}) | {new}
+                self.set_marked((self.marked - {run.path}) | {new})
             self.load()
 
         self.app.push_screen(TextPrompt("Rename the run", f"New name for {run.name}:",
@@ -313,8 +332,7 @@ class RunsScreen(ModalScreen[None]):
                 return
             if path not in self.roots:
                 self.roots.append(path)
-                if path not in self.app.run_roots:
-                    self.app.run_roots.append(path)  # the app remembers it for the session
+                self.post_message(self.DirectoryAdded(path))
             self.load()
 
         self.app.push_screen(TextPrompt("Add a directory of runs",

@@ -28,7 +28,7 @@ from ..format import visible_text
 from ..widgets.surprise_difference import SurpriseDifference, difference_legend
 from ..widgets.surprise_sides import SurpriseSides
 from ..widgets.surprise_text import SurpriseText, legend
-from .checkpoints import CheckpointPicker, CurrentRun
+from .checkpoints import CheckpointPicker
 from .inspect_view import InspectScreen
 
 PASSAGE_CHARS = 2_000   # an empty field reads this much of the training text
@@ -132,21 +132,14 @@ class SurpriseScreen(InspectScreen):
         self.ask(work, "reading the text" if other is None else "reading the text twice")
 
     def action_compare(self) -> None:
-        """Pick another run's checkpoint to compare the live model with."""
-        from engine.runlog import default_runs_dir
-
+        """Pick another run's checkpoint to compare the live model with (the runs marked in
+        the run browser first)."""
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.show_note(f"reading the checkpoint {visible_text(str(path))} …")
                 self.load(Path(path))
 
-        app = self.app
-        current = None
-        recorder = app.recorder
-        if recorder is not None and recorder.checkpoint_path is not None:
-            snap = app.last_snapshot
-            current = CurrentRun(recorder.checkpoint_path, snap.epoch if snap else 0)
-        app.push_screen(ComparePicker(default_runs_dir(), current), chosen)
+        self.app.push_screen(self.app.checkpoint_picker(ComparePicker), chosen)
 
     @work(thread=True, exclusive=True, group="surprise-other", exit_on_error=False)
     def load(self, path: Path) -> None:
