@@ -452,8 +452,14 @@ def _problem(record: Any, file_size: int | None = None) -> str | None:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """A value from the file, quoted for a message: repr, cut to a readable length."""
-    text = repr(value) if not isinstance(value, (list, dict, tuple)) else type(value).__name__
+    """A value from the file, quoted for a message: repr, cut to a readable length, on one
+    line (a tensor's repr spans several: it is named by its shape instead)."""
+    if isinstance(value, (list, dict, tuple)):
+        text = type(value).__name__
+    elif isinstance(value, torch.Tensor):
+        text = f"a tensor of shape {tuple(value.shape)}"
+    else:
+        text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

@@ -210,6 +210,10 @@ def test_damaged_python_random_states_give_one_line(tmp_path, python_state):
     ("config", {"num_hiddens": 8, "prefixes": 5}, "has settings this version cannot use"),
     ("config", {"num_hiddens": 8, 3: 4}, "has settings this version cannot use"),
     ("config", {"num_hiddens": "x" * 10_000}, "has settings this version cannot use"),
+    # A tensor's repr spans lines (hypothesis found it): named by its shape instead.
+    ("format_version", torch.tensor([[1.5], [0.9]]),
+     "has an invalid format version a tensor of shape (2, 1)"),
+    ("format_version", "2\n\x1b[2J", r"has an invalid format version '2\n\x1b[2J'"),
 ])
 def test_out_of_range_fields_give_one_line(tmp_path, key, value, words):
     record = good_record()
