@@ -400,6 +400,15 @@ class GradientsThroughTime:
     def clipped(self, name: str = "H") -> tuple[float, ...]:
         return tuple(n * self.scale for n in self.state_norms[name])
 
+    def decay_per_step(self, name: str = "H") -> float | None:
+        """How much |dL_T/d{name}_t| is multiplied by for each step it travels back, on average
+        (the geometric mean over the steps): under 1 it vanishes, over 1 it explodes. None for
+        one step, or a norm of 0 (nothing came back)."""
+        last = self.last_norms.get(name, ())
+        if len(last) < 2 or not last[0] > 0 or not last[-1] > 0:
+            return None
+        return (last[0] / last[-1]) ** (1 / (len(last) - 1))
+
 
 def param_names(net) -> tuple[str, ...]:
     if isinstance(net, RNNModel):  # any cell: the registry's names (W_xz, ..., W_xh_l1, ...)
@@ -598,3 +607,23 @@ def gradients_view(net, tokens: Sequence[int], batch_size: int, num_steps: int, 
     X, Y, _ = sequential_batch(tokens, X.shape[0], num_steps, index)
     g = gradients_through_time(net, X, Y, net.begin_state(X.shape[0]), clip)
     return GradientsView(g, index, batches, X.shape[0], num_steps, note)
+
+
+@dataclass(frozen=True)
+class GradientsComparison:
+    """Two models' gradients through time on the same batch of the same text (8.7's question:
+    how far back does each carry the gradient? an RNN against an LSTM, say)."""
+    a: GradientsView
+    b: GradientsView
+    missing_b: str   # characters of the text that B's vocabulary lacks: B reads them as <unk>
+
+
+def compare_gradients(net_a, vocab_a: Vocab, net_b, vocab_b: Vocab, text: str, batch_size: int,
+                      num_steps: int, clip: float, index: int = 0) -> GradientsComparison:
+    """Batch `index` of `text` (as the models' corpora were read: already preprocessed)
+    through both models, each reading it with its own vocabulary, on its own device, from a
+    fresh state, clipped at the same `clip`."""
+    chars = list(text)
+    a = gradients_view(net_a, vocab_a[chars], batch_size, num_steps, clip, index)
+    b = gradients_view(net_b, vocab_b[chars], batch_size, num_steps, clip, a.index)
+    return GradientsComparison(a, b, _missing(text, vocab_b))

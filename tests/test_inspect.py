@@ -362,3 +362,36 @@ def test_gradients_view_takes_a_batch_of_the_text_and_wraps():
     X, Y, _ = sequential_batch(tokens, 2, 5, view.index)
     assert view.gradients.H == gradients_through_time(net, X, Y, net.begin_state(2), 1.0).H
     assert X[0].tolist() == tokens[view.index * 5:view.index * 5 + 5]
+
+
+def test_decay_per_step_is_the_geometric_mean_of_the_last_steps_falloff():
+    net = tiny_rnn(scale=30.0)
+    X, Y = batch(num_steps=8)
+    g = gradients_through_time(net, X, Y, net.begin_state(3), 1.0)
+    last = g.last_norms["H"]
+    # Each step back multiplies the norm by its own factor; their geometric mean over 7 steps.
+    factors = [last[t] / last[t + 1] for t in range(7)]
+    assert g.decay_per_step() == pytest.approx(math.prod(factors) ** (1 / 7), rel=1e-9)
+    X1, Y1 = batch(num_steps=1)
+    assert gradients_through_time(net, X1, Y1, net.begin_state(3), 1.0).decay_per_step() is None
+
+
+def test_compare_gradients_reads_the_same_batch_through_each_models_vocabulary():
+    from engine.inspect import compare_gradients, gradients_view
+    text = (TEXT * 3).replace("q", "")
+    rnn, other = tiny_rnn(scale=30.0), tiny_lstm()
+    # B's vocabulary lacks '"' and orders the rest differently: it reads '"' as <unk>.
+    tokens_b = ["<unk>", "e", " ", "a", "t", "h", ".", "\n"]
+    vocab_b = Vocab.from_tokens_list(tokens_b)
+    net_b = RNNModelScratch(len(vocab_b), 6, "cpu", get_params=lstm_params,
+                            init_state=init_lstm_state, forward_fn=lstm,
+                            generator=torch.Generator().manual_seed(3))
+    result = compare_gradients(rnn, VOCAB, net_b, vocab_b, text, 2, 5, 1.0, index=3)
+    a = gradients_view(rnn, VOCAB[list(text)], 2, 5, 1.0, 3)
+    b = gradients_view(net_b, [vocab_b[c] if c in tokens_b else 0 for c in text], 2, 5, 1.0, 3)
+    assert result.a == a and result.b == b and result.b.index == 3
+    assert set(result.b.gradients.state_norms) == {"H", "C"}
+    assert result.missing_b == '"'
+    # The same model on both sides gives the same figures.
+    same = compare_gradients(other, VOCAB, other, VOCAB, text, 2, 5, 1.0)
+    assert same.a.gradients.last_norms == same.b.gradients.last_norms and same.missing_b == ""

@@ -101,7 +101,41 @@ def test_a_bad_second_checkpoint_gets_one_line(checkpoint, capsys, tmp_path, kin
     assert message in err and str(bad) in err
 
 
-def test_compare_is_for_surprise_only(checkpoint, capsys):
+def test_compare_is_for_surprise_and_gradients(checkpoint, capsys):
     code, _, err = inspect(capsys, "units", "--checkpoint", str(checkpoint), "--compare",
                            str(checkpoint), "--text", TEXT)
-    assert code == 2 and "--compare works with surprise only" in err and err.count("\n") == 1
+    assert code == 2 and "--compare works with surprise and gradients, not with units" in err
+    assert err.count("\n") == 1
+
+
+def test_gradients_compare_prints_both_models_on_the_same_batch(checkpoint, lstm_checkpoint,
+                                                               capsys, tmp_path):
+    from engine.inspect import compare_gradients
+    out_path = tmp_path / "g.svg"
+    text = TEXT + ", AND (SO) ON"   # capitals and brackets: the book's preprocessing drops them
+    code, out, err = inspect(capsys, "gradients", "--checkpoint", str(checkpoint), "--compare",
+                             str(lstm_checkpoint), "--text", text, "--batch-size", "2",
+                             "--num-steps", "12", "--clip", "0.5", "--out", str(out_path))
+    assert code == 0, err
+    ca, cb = load_checkpoint(checkpoint), load_checkpoint(lstm_checkpoint)
+    net_a, vocab_a = model_from_checkpoint(ca)
+    net_b, vocab_b = model_from_checkpoint(cb)
+    seen = TEXT + " and so on"   # as A's corpus was read: letters only, lower case
+    result = compare_gradients(net_a, vocab_a, net_b, vocab_b, seen, 2, 12, 0.5)
+    ga, gb = result.a.gradients, result.b.gradients
+    assert "(rnn, 24 hidden units, epoch 2)" in out and "(lstm, 16 hidden units, epoch 1)" in out
+    assert (f"one batch of 2 x 12 from the text, from a fresh state, clip 0.5: loss A "
+            f"{ga.loss:.3f}, B {gb.loss:.3f} nats") in out
+    lines = out.splitlines()
+    first = lines.index(next(l for l in lines if l.startswith("step "))) + 1
+    for t in range(12):
+        assert lines[first + t].split() == [str(t + 1)] + [f"{v:.4e}" for v in (
+            ga.H[t], gb.H[t], ga.last_norms["H"][t], gb.last_norms["H"][t])]
+    for name, g in (("A", ga), ("B", gb)):
+        decay = g.decay_per_step()
+        assert decay is not None and 0 < decay
+        assert f"{name}: each step back multiplies |dL_T/dH_t| by {decay:.3g} on average" in out
+    svg = ET.parse(out_path).getroot()
+    names = [t.text for t in svg.iter(f"{SVG}text")]
+    assert "A |dL_T/dH_t| (last step's loss)" in names and "B |dL/dH_t|" in names
+    assert len(list(svg.iter(f"{SVG}polyline"))) == 4

@@ -208,7 +208,7 @@ async def test_marks_outlive_the_browser_and_come_first_in_the_pickers(tmp_path)
     """Runs marked in the browser stay marked when it opens again, and the checkpoint
     pickers (open, and the surprise view's compare) list them first, with a ✓."""
     from tui.screens.checkpoints import CheckpointPicker
-    from tui.screens.surprise import ComparePicker
+    from tui.screens.comparing import ComparePicker
 
     root = default_runs_dir()
     for name in ("20260101-000000-older", "20260102-000000-newer"):

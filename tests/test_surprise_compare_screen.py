@@ -107,6 +107,8 @@ async def test_compare_with_another_runs_checkpoint(app, other_checkpoint, size)
         assert screen.query_one("#surprise-sides").display and not difference.display
         sides = screen.query_one(SurpriseSides)
         assert sides.result is result
+        # Shown just now: its width is known once the screen is laid out again.
+        await wait_for(pilot, lambda: sides.content_size.width > 40, what="the sides laid out")
         lines = text_of(sides).splitlines()
         col = sides.column(sides.content_size.width)
         assert lines[0].startswith(f"A: this run · perplexity {result.perplexity_a:.3f}")

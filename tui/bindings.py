@@ -67,7 +67,7 @@ KEYS: tuple[KeySpec, ...] = (
             "Hidden units over a text; find the unit for a class",
             "Inspect", show=False),
     KeySpec("gradients", "t", "gradients", "Gradients",
-            "Gradients through time: at each step of one batch",
+            "Gradients through time: at each step of one batch; c there compares two runs",
             "Inspect", show=False),
     KeySpec("leave-input", "escape", "leave_input", "Leave input",
             "Leave the field; an unapplied live value goes back", "Panels",

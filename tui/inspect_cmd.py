@@ -31,9 +31,10 @@ def add_inspect_parser(sub) -> argparse.ArgumentParser:
                     "each time step (vanishing or exploding), before and after clipping.")
     p.add_argument("view", choices=VIEWS, help="what to show")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file")
-    p.add_argument("--compare", metavar="PATH", help="surprise: a second checkpoint (B) read on "
-                   "the same text; prints both perplexities and where B's loss differs from "
-                   "--checkpoint's (A), and --out draws B's loss minus A's")
+    p.add_argument("--compare", metavar="PATH", help="a second checkpoint (B) read on the same "
+                   "text. surprise: both perplexities and where B's loss differs from "
+                   "--checkpoint's (A); --out draws B's loss minus A's. gradients: both models' "
+                   "gradients through time on the same batch, and how fast each vanishes")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text to read")
     source.add_argument("--file", metavar="PATH", help="a UTF-8 text file to read")
@@ -90,8 +91,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     from engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
     try:
-        if args.compare is not None and args.view != "surprise":
-            raise ValueError(f"--compare works with surprise only, not with {args.view}")
+        if args.compare is not None and args.view not in COMPARE_FUNCTIONS:
+            raise ValueError(f"--compare works with surprise and gradients, not with "
+                             f"{args.view}")
         if args.out:
             image_format(args.out)  # a bad name fails before the work
         text = read_source(args)
@@ -102,8 +104,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         net, vocab = model_from_checkpoint(ckpt, device)
         config = ckpt.train_config()
         if other is not None:
-            lines = show_comparison(args, (ckpt, net, vocab), (other, *model_from_checkpoint(
-                other, device)), text)
+            lines = COMPARE_FUNCTIONS[args.view](args, (ckpt, net, vocab), (
+                other, *model_from_checkpoint(other, device)), text)
         else:
             lines = VIEW_FUNCTIONS[args.view](args, net, vocab, config, text)
     except (CheckpointError, FigureError, ValueError) as e:
@@ -240,17 +242,21 @@ def show_units(args, net, vocab, config, text) -> list[str]:
     return out
 
 
+def _batch_settings(args, config) -> tuple[int, int, float]:
+    """Batch size, steps and clip for the gradients: the flags', else the checkpoint's."""
+    clip = config.clip if args.clip is None else args.clip
+    if not clip > 0:
+        raise ValueError(f"--clip must be greater than 0, got {clip}")
+    return args.batch_size or config.batch_size, args.num_steps or config.num_steps, clip
+
+
 def show_gradients(args, net, vocab, config, text) -> list[str]:
     from engine.data import preprocess_lines
     from engine.inspect import gradients_through_time, sequential_batch
     seen = "".join(preprocess_lines(text, config.preprocess))
     tokens = vocab[list(seen)]
-    num_steps = args.num_steps or config.num_steps
-    batch_size = args.batch_size or config.batch_size
+    batch_size, num_steps, clip = _batch_settings(args, config)
     X, Y, note = sequential_batch(tokens, batch_size, num_steps)
-    clip = config.clip if args.clip is None else args.clip
-    if not clip > 0:
-        raise ValueError(f"--clip must be greater than 0, got {clip}")
     g = gradients_through_time(net, X, Y, net.begin_state(X.shape[0]), clip)
     out = [f"note: {note}"] if note else []
     out.append(f"one batch of {X.shape[0]} x {num_steps} from the text: loss {g.loss:.3f} nats, "
@@ -290,4 +296,51 @@ def show_gradients(args, net, vocab, config, text) -> list[str]:
     return out
 
 
+def show_gradients_comparison(args, a, b, text) -> list[str]:
+    """Two checkpoints' gradients through time on the same batch: A is --checkpoint, B is
+    --compare (8.7: an RNN's gradient vanishes within a few steps, an LSTM's carries)."""
+    from engine.data import preprocess_lines
+    from engine.inspect import compare_gradients
+    (ckpt_a, net_a, vocab_a), (ckpt_b, net_b, vocab_b) = a, b
+    config_a = ckpt_a.train_config()
+    seen = "".join(preprocess_lines(text, config_a.preprocess))
+    batch_size, num_steps, clip = _batch_settings(args, config_a)
+    result = compare_gradients(net_a, vocab_a, net_b, vocab_b, seen, batch_size, num_steps, clip)
+    ga, gb = result.a.gradients, result.b.gradients
+    out = [f"A: {visible_text(args.checkpoint)} ({describe_model(ckpt_a)})",
+           f"B: {visible_text(args.compare)} ({describe_model(ckpt_b)})"]
+    out += [f"note: {result.a.note}"] if result.a.note else []
+    if result.missing_b:
+        out.append(f"note: B's vocabulary lacks {len(result.missing_b):,} character(s) of the "
+                   f"text ({visible_text(result.missing_b)!r}): B reads them as <unk>")
+    out.append(f"one batch of {result.a.batch_size} x {num_steps} from the text, from a fresh "
+               f"state, clip {clip:g}: loss A {ga.loss:.3f}, B {gb.loss:.3f} nats; gradient "
+               f"norm A {ga.grad_norm:.4g}, B {gb.grad_norm:.4g}")
+    out.append("")
+    out.append("step " + "".join(f"{label:>16}" for label in (
+        "A |dL/dH_t|", "B |dL/dH_t|", "A |dL_T/dH_t|", "B |dL_T/dH_t|")))
+    for t in range(num_steps):
+        out.append(f"{t + 1:>4} " + "".join(f"{v:>16.4e}" for v in (
+            ga.H[t], gb.H[t], ga.last_norms["H"][t], gb.last_norms["H"][t])))
+    out.append("")
+    for name, g in (("A", ga), ("B", gb)):
+        decay = g.decay_per_step()
+        if decay is None:
+            out.append(f"{name}: the last step's gradient does not come back (a norm of 0)")
+        else:
+            out.append(f"{name}: each step back multiplies |dL_T/dH_t| by {decay:.3g} on "
+                       f"average; over {num_steps - 1} steps, by {decay ** (num_steps - 1):.3g}")
+    out.append("dL/dH_t: the whole loss's gradient (the output at t and every later step); "
+               "dL_T/dH_t: the last step's share of the loss only, carried back to step t")
+    if args.out:
+        series = {"A |dL/dH_t|": ga.H, "B |dL/dH_t|": gb.H,
+                  "A |dL_T/dH_t| (last step's loss)": ga.last_norms["H"],
+                  "B |dL_T/dH_t| (last step's loss)": gb.last_norms["H"]}
+        curves_image(args.out, series, f"gradients through time, A against B (batch "
+                     f"{result.a.batch_size} x {num_steps})", "time step t", "norm (log scale)")
+        out.append(f"wrote {args.out}")
+    return out
+
+
 VIEW_FUNCTIONS = {"surprise": show_surprise, "units": show_units, "gradients": show_gradients}
+COMPARE_FUNCTIONS = {"surprise": show_comparison, "gradients": show_gradients_comparison}

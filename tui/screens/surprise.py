@@ -8,16 +8,10 @@ trainer's thread."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import Input, Static
 
 from engine.inspect import Surprise, SurpriseComparison, compare_surprise, surprise
@@ -28,8 +22,7 @@ from ..format import visible_text
 from ..widgets.surprise_difference import SurpriseDifference, difference_legend
 from ..widgets.surprise_sides import SurpriseSides
 from ..widgets.surprise_text import SurpriseText, legend
-from .checkpoints import CheckpointPicker
-from .inspect_view import InspectScreen
+from .comparing import ComparingScreen
 
 PASSAGE_CHARS = 2_000   # an empty field reads this much of the training text
 
@@ -39,57 +32,16 @@ def training_passage(trainer, chars: int = PASSAGE_CHARS) -> str:
     return "".join(trainer.vocab.to_tokens(list(trainer.loader.corpus[:chars])))
 
 
-@dataclass(frozen=True, eq=False)
-class OtherModel:
-    """Another run's checkpoint, loaded (on the CPU) to be compared with the live model."""
-    path: Path
-    name: str         # its run's name (the directory), as the run browser shows it
-    about: str        # 'lstm, 256 hidden units, epoch 30'
-    preprocess: str
-    net: Any
-    vocab: Any
-
-
-def load_other(path: Path) -> OtherModel:
-    """Read a checkpoint's model; CheckpointError (a ValueError) says why it cannot be."""
-    from engine.checkpoint import load_checkpoint, model_from_checkpoint
-    ckpt = load_checkpoint(path)
-    net, vocab = model_from_checkpoint(ckpt, "cpu")
-    config = ckpt.train_config()
-    layers = f"{config.num_layers} layers of " if config.num_layers > 1 else ""
-    return OtherModel(path, path.parent.name or path.name,
-                      f"{config.cell}, {layers}{config.num_hiddens} hidden units, "
-                      f"epoch {ckpt.epoch}", config.preprocess, net, vocab)
-
-
-class ComparePicker(CheckpointPicker):
-    """The checkpoint picker, choosing a run to compare with rather than to continue."""
-
-    def on_mount(self) -> None:  # before CheckpointPicker.on_mount (Textual calls both)
-        dialog = self.query_one("#picker-dialog")
-        dialog.border_title = "Compare with a checkpoint"
-        dialog.border_subtitle = "enter compares · tab: the list or a path · escape cancels"
-
-
-class SurpriseScreen(InspectScreen):
+class SurpriseScreen(ComparingScreen):
     BINDINGS = [
         Binding("m", "toggle_markers", "Markers", id="surprise-markers"),
-        Binding("c", "compare", "Compare", id="surprise-compare"),
         Binding("d", "toggle_sides", "Difference/sides", id="surprise-toggle-sides"),
-        Binding("x", "stop_comparing", "Alone", id="surprise-alone"),
     ]
-
-    @dataclass
-    class OtherLoaded(Message):
-        path: Path
-        other: OtherModel | None
-        error: str | None
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
         self.text = text
         self.result: Surprise | SurpriseComparison | None = None
-        self.other: OtherModel | None = None
         self.sides = False       # comparing: the two side by side, not their difference
         self.markers = False     # a text fallback for terminals without truecolour
 
@@ -130,39 +82,6 @@ class SurpriseScreen(InspectScreen):
                                         trainer.config.preprocess, top=10)
 
         self.ask(work, "reading the text" if other is None else "reading the text twice")
-
-    def action_compare(self) -> None:
-        """Pick another run's checkpoint to compare the live model with (the runs marked in
-        the run browser first)."""
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.show_note(f"reading the checkpoint {visible_text(str(path))} …")
-                self.load(Path(path))
-
-        self.app.push_screen(self.app.checkpoint_picker(ComparePicker), chosen)
-
-    @work(thread=True, exclusive=True, group="surprise-other", exit_on_error=False)
-    def load(self, path: Path) -> None:
-        """Read the other checkpoint off the UI thread (and off the trainer's)."""
-        try:
-            self.post_message(self.OtherLoaded(path, load_other(path), None))
-        except ValueError as e:  # CheckpointError and the like: its message says why
-            self.post_message(self.OtherLoaded(path, None, str(e)))
-        except Exception as e:  # noqa: BLE001 - shown, never a traceback
-            self.post_message(self.OtherLoaded(path, None, f"{type(e).__name__}: {e}"))
-
-    @on(OtherLoaded)
-    def _other_loaded(self, event: OtherLoaded) -> None:
-        if event.error is not None:
-            self.show_note(event.error, error=True)
-            return
-        self.other = event.other
-        self.read()
-
-    def action_stop_comparing(self) -> None:
-        if self.other is not None:
-            self.other = None
-            self.read()
 
     def action_toggle_sides(self) -> None:
         self.sides = not self.sides
@@ -229,7 +148,7 @@ class SurpriseScreen(InspectScreen):
 
     def show_comparison(self, result: SurpriseComparison) -> None:
         other = self.other
-        name = visible_text(other.name) if other is not None else "the other run"
+        name = self.other_name()
         about = other.about if other is not None else ""
         self.query_one(SurpriseDifference).result = result
         sides = self.query_one(SurpriseSides)

@@ -1,9 +1,10 @@
-"""Snapshot tests of the Surprise screen comparing two models: the difference in colour, the
-two side by side, and the difference without colour, at 80x24 and 160x48.
+"""Snapshot tests of the screens comparing two models, at 80x24 and 160x48: Surprise (the
+difference in colour, the two side by side, and the difference without colour) and
+Gradients through time (both models' curves on one plot).
 
 The fixed, seeded fake of test_inspect_snapshots is model A; B is a seeded LSTM whose
 vocabulary lacks some of the text's letters (marked, not compared) and whose run's name looks
-like markup. Update with `pytest tests/test_surprise_compare_snapshots.py --snapshot-update`,
+like markup. Update with `pytest tests/test_compare_snapshots.py --snapshot-update`,
 then look.
 """
 
@@ -19,7 +20,7 @@ from engine.data import load_corpus
 from engine.model import RNNModel, model_spec
 from tests.test_app_snapshots import SIZES, until_ready
 from tests.test_inspect_snapshots import make_app
-from tui.screens.surprise import OtherModel
+from tui.screens.comparing import OtherModel
 
 OTHER_TEXT = "the time traveller met the maiden at the mill and smiled "
 
@@ -35,16 +36,16 @@ def other_model() -> OtherModel:
                       "lstm, 16 hidden units, epoch 30", "book", net, vocab)
 
 
-def compared(*keys):
+def compared(*keys, screen_key="i", result="SurpriseComparison"):
     async def run(pilot):
         await until_ready(pilot)
-        await pilot.press("i")
+        await pilot.press(screen_key)
         screen = pilot.app.screen
         while screen.result is None or screen.pending:
             await pilot.pause(0.05)
         screen.other = other_model()  # as c and the picker leave it
         screen.read()
-        while type(screen.result).__name__ != "SurpriseComparison" or screen.pending:
+        while type(screen.result).__name__ != result or screen.pending:
             await pilot.pause(0.05)
         for key in keys:
             await pilot.press(key)
@@ -70,3 +71,9 @@ def test_surprise_side_by_side(snap_compare, size):
 @SIZES
 def test_surprise_difference_without_colour(snap_compare, size):
     assert snap_compare(make_app(), terminal_size=size, run_before=compared("m"))
+
+
+@SIZES
+def test_gradients_compared(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size,
+                        run_before=compared(screen_key="t", result="GradientsComparison"))
