@@ -239,8 +239,9 @@ async def test_marks_outlive_the_browser_and_come_first_in_the_pickers(tmp_path)
             table = picker.query_one(DataTable)
             assert str(table.get_row_at(0)[0]) == "✓ 20260101-000000-older"
             assert str(table.get_row_at(1)[0]) == "20260102-000000-newer"
-            assert "✓ the runs marked in the run browser" in str(
-                picker.query_one("#picker-note").render())
+            note = str(picker.query_one("#picker-note").render())
+            assert "✓ the runs marked in the run browser" in note
+            assert "other run director" not in note  # the marked runs are in the runs dir
             await pilot.press("escape")
         # Unmarking is kept too.
         await open_browser(pilot, app)

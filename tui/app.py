@@ -832,8 +832,12 @@ class RnnTuiApp(App[int]):
         if recorder is not None and recorder.checkpoint_path is not None:
             epoch = self.last_snapshot.epoch if self.last_snapshot is not None else 0
             current = CurrentRun(recorder.checkpoint_path, epoch)
-        others = list(dict.fromkeys([*known_run_dirs(), *self.run_roots, *self.marked_runs]))
-        return kind(default_runs_dir(), current, others, self.marked_runs)
+        runs_dir = default_runs_dir()
+        # Directories outside the runs directory only (the picker reads that one anyway).
+        others = [d for d in dict.fromkeys([*known_run_dirs(), *self.run_roots,
+                                            *self.marked_runs])
+                  if not Path(d).resolve().is_relative_to(runs_dir.resolve())]
+        return kind(runs_dir, current, others, self.marked_runs)
 
     def open_checkpoint(self, path) -> None:
         """Continue the checkpoint at `path`, after a confirmation (the picker and the run

@@ -51,11 +51,13 @@ class GradientPlot(ReplottingPlot):
             pts = [(t + 1, math.log10(y)) for t, y in enumerate(ys) if y > 0 and math.isfinite(y)]
             plt.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, label=name,
                      marker=marker if self.markers else "hd")
-        # Headroom above the curves for the legend, which plotext draws in the top left corner.
-        plt.ylim(lo, hi + max(1.0, 0.35 * (hi - lo)))
+        # Headroom above the curves for the legend, which plotext draws in the top left corner:
+        # a row for each curve and one to spare, out of the plot's rows.
+        rows = max(2, self.content_size.height - 4)
+        share = min(0.6, (len(self.series) + 1) / rows)
+        plt.ylim(lo, hi + max(1.0, share * (hi - lo) / (1 - share)))
         # At most one label every other row: plotext draws labels that share a row over each
         # other, and which one shows then changes from run to run.
-        rows = max(2, self.content_size.height - 4)
         step = max(1, -(-(hi - lo) // max(1, min(5, rows // 2) - 1)))
         ticks = list(range(lo, hi + 1, step))
         plt.yticks(ticks, [f"1e{k}" for k in ticks])
