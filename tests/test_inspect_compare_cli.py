@@ -137,5 +137,5 @@ def test_gradients_compare_prints_both_models_on_the_same_batch(checkpoint, lstm
         assert f"{name}: each step back multiplies |dL_T/dH_t| by {decay:.3g} on average" in out
     svg = ET.parse(out_path).getroot()
     names = [t.text for t in svg.iter(f"{SVG}text")]
-    assert "A |dL_T/dH_t| (last step's loss)" in names and "B |dL/dH_t|" in names
+    assert "A rnn |dL_T/dH_t| (last step's loss)" in names and "B lstm |dL/dH_t|" in names
     assert len(list(svg.iter(f"{SVG}polyline"))) == 4

@@ -333,9 +333,10 @@ def show_gradients_comparison(args, a, b, text) -> list[str]:
     out.append("dL/dH_t: the whole loss's gradient (the output at t and every later step); "
                "dL_T/dH_t: the last step's share of the loss only, carried back to step t")
     if args.out:
-        series = {"A |dL/dH_t|": ga.H, "B |dL/dH_t|": gb.H,
-                  "A |dL_T/dH_t| (last step's loss)": ga.last_norms["H"],
-                  "B |dL_T/dH_t| (last step's loss)": gb.last_norms["H"]}
+        a_cell, b_cell = config_a.cell, ckpt_b.train_config().cell  # 'A rnn', 'B lstm'
+        series = {f"A {a_cell} |dL/dH_t|": ga.H, f"B {b_cell} |dL/dH_t|": gb.H,
+                  f"A {a_cell} |dL_T/dH_t| (last step's loss)": ga.last_norms["H"],
+                  f"B {b_cell} |dL_T/dH_t| (last step's loss)": gb.last_norms["H"]}
         curves_image(args.out, series, f"gradients through time, A against B (batch "
                      f"{result.a.batch_size} x {num_steps})", "time step t", "norm (log scale)")
         out.append(f"wrote {args.out}")
