@@ -59,23 +59,28 @@ def test_the_run_is_named_after_the_corpus_it_really_uses(timemachine_corpus, tm
 
 
 def test_an_exception_mid_run_is_reported_and_the_last_good_epoch_saved(timemachine_corpus,
-                                                                       tmp_path):
+                                                                       tmp_path, monkeypatch):
     """As a CUDA out-of-memory or a vanished device would: the run ends in ERROR, the
     message is kept, and the checkpoint holds the last finished epoch."""
+    from engine import run_parts
     trainer = Trainer(TrainConfig(**SMALL, epochs=50), corpus=timemachine_corpus)
     recorder = RunRecorder(trainer, run_dir=tmp_path / "run", autosave_every=1000)
-    trainer.setup()
-    real_step = trainer.impl.train_step
     calls = {"n": 0}
 
-    def failing_step(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3 * len(trainer.loader):  # during the 4th epoch
-            raise RuntimeError("CUDA out of memory (simulated)")
-        return real_step(*args, **kwargs)
+    def failing(get_implementation):
+        """The implementation the run asks for, with a train step that fails in epoch 4."""
+        def get(*args, **kwargs):
+            impl = get_implementation(*args, **kwargs)
 
-    # The run's parts are built once and frozen: swap in a run whose train step fails.
-    trainer._parts = replace(trainer.parts, impl=replace(trainer.impl, train_step=failing_step))
+            def failing_step(*step_args, **step_kwargs):
+                calls["n"] += 1
+                if calls["n"] > 3 * len(trainer.loader):
+                    raise RuntimeError("CUDA out of memory (simulated)")
+                return impl.train_step(*step_args, **step_kwargs)
+            return replace(impl, train_step=failing_step)
+        return get
+
+    monkeypatch.setattr(run_parts, "get_implementation", failing(run_parts.get_implementation))
     snap = trainer.run()
     recorder.close()
     assert snap.state.value == "error" and "CUDA out of memory (simulated)" in snap.message
