@@ -36,7 +36,7 @@ async def test_gradients_of_two_runs_on_the_same_batch(app, other_checkpoint, si
 
         def expected(index):
             return on_trainer(app, lambda t: compare_gradients(
-                t.net, t.vocab, net_b, vocab_b, "".join(t.vocab.to_tokens(list(t.loader.corpus))),
+                t.net, t.vocab, net_b, vocab_b, "".join(t.vocab.to_tokens(t.loader.corpus)),
                 t.config.batch_size, t.config.num_steps, t.snapshot().clip, index))
         want = expected(0)
         result = screen.result

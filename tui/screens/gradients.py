@@ -60,7 +60,7 @@ class GradientsScreen(ComparingScreen):
         else:
             def work(trainer) -> GradientsComparison:  # both models, on this thread
                 c = trainer.config
-                text = "".join(trainer.vocab.to_tokens(list(trainer.loader.corpus)))
+                text = "".join(trainer.vocab.to_tokens(trainer.loader.corpus))
                 return compare_gradients(trainer.net, trainer.vocab, other.net, other.vocab,
                                          text, c.batch_size, c.num_steps,
                                          trainer.snapshot().clip, index)

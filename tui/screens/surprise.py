@@ -29,7 +29,7 @@ PASSAGE_CHARS = 2_000   # an empty field reads this much of the training text
 
 def training_passage(trainer, chars: int = PASSAGE_CHARS) -> str:
     """The start of the text the model trains on, as it reads it (on the trainer's thread)."""
-    return "".join(trainer.vocab.to_tokens(list(trainer.loader.corpus[:chars])))
+    return "".join(trainer.vocab.to_tokens(trainer.loader.corpus[:chars]))
 
 
 class SurpriseScreen(ComparingScreen):
