@@ -247,3 +247,33 @@ async def test_marks_outlive_the_browser_and_come_first_in_the_pickers(tmp_path)
         await open_browser(pilot, app)
         await pilot.press("down", "space", "escape")
         assert app.marked_runs == frozenset()
+
+
+@run_async
+async def test_control_characters_in_a_runs_name_are_shown_never_sent(tmp_path, monkeypatch):
+    """A directory named with an escape sequence and a tab: the table, the overlay's legend
+    and the rename prompt show them as symbols; no cell holds a character a terminal obeys."""
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    fake_run(default_runs_dir(), "[b]evil x\x1b[31mred\ty", [20.0, 9.0],
+             config={"corpus": "c\x1b]0;title\x07.txt"})
+    fake_run(default_runs_dir(), "plain", [20.0, 8.0])
+    app = watched_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_browser(pilot, app)
+        row = [r.name for r in screen.shown].index("[b]evil x\x1b[31mred\ty")
+        table = screen.query_one(DataTable)
+        table.move_cursor(row=row)
+        cells = table.get_row_at(row)
+        assert cells[1].plain == "[b]evil x␛[31mred⇥y"
+        assert not any(ch in c.plain for c in cells for ch in "\x1b\x07\t")
+        assert "c␛]0;title␇.txt" in cells[-3].plain  # the corpus differs: in the settings
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverlayScreen), what="the overlay")
+        legend = app.screen.query_one("#overlay-legend", Static).render()
+        assert "[b]evil x␛[31mred⇥y" in str(legend) and "\x1b" not in str(legend)
+        await pilot.press("escape", "n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the rename prompt")
+        body = str(app.screen.query_one("#text-prompt-body", Static).render())
+        assert "␛" in body and "\x1b" not in body
+        assert "\x1b" not in app.screen.query_one(Input).value
+        await pilot.press("escape", "escape")

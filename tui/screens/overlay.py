@@ -21,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from engine.runs import RunSummary
+from engine.text import printable
 
 from ..colour import truecolour
 from ..plot_file import series
@@ -109,7 +110,7 @@ class OverlayScreen(ModalScreen[None]):
             if text:
                 text.append("\n")
             text.append(f"{i + 1} {train_mark} ", style=f"bold {colour}")
-            text.append(run.name, style=colour)
+            text.append(printable(run.name), style=colour)
             val = f" · val {run.last_val:.3g} {val_mark}" if run.last_val is not None else ""
             last = f"{run.last_train:.3g}" if run.last_train is not None else "-"
             text.append(f"  train {last}{val}", style="dim")

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Input, Static
 
 from engine.runs import (RunError, RunSummary, delete_run, differing_settings, list_runs, read_run,
                          rename_run)
+from engine.text import printable
 
 from .confirm import ConfirmScreen
 from .overlay import OverlayScreen
@@ -159,18 +160,18 @@ class RunsScreen(ModalScreen[None]):
         differ = set(differing_settings(self.shown))
         for r in self.shown:
             row = [Text("✓" if r.path in self.marked else " ", style="bold"),
-                   Text(r.name), Text(f"{r.epoch}/{r.epochs}"), Text(_ppl(r.best_train)),
+                   Text(printable(r.name)), Text(f"{r.epoch}/{r.epochs}"), Text(_ppl(r.best_train)),
                    Text(_ppl(r.last_train))]
             if has_val:
                 row += [Text(_ppl(r.best_val)), Text(_ppl(r.last_val))]
             speed = "-" if r.tokens_per_sec is None else f"{r.tokens_per_sec:,.0f}"
             row += [Text(r.state), self.settings_text(r, differ), Text(speed),
-                    Text(r.date[:16].replace("T", " "))]
+                    Text(printable(r.date[:16].replace("T", " ")))]
             table.add_row(*row, key=str(r.path))
         if cursor is not None and cursor in self.shown:
             table.move_cursor(row=self.shown.index(cursor))
         note = self.query_one("#runs-note", Static)
-        where = ", ".join(str(p) for p in self.roots)
+        where = ", ".join(printable(str(p)) for p in self.roots)
         label = SORTS[self.sort_index][0]
         if not self.runs:
             note.update(f"No runs yet in {where}. Every run the app or train --headless starts "
@@ -192,7 +193,8 @@ class RunsScreen(ModalScreen[None]):
             if text:
                 text.append(" ")
             style = "bold yellow" if key in differ else ""
-            text.append(f"{SHORT.get(key, key)}={_value(run.settings[key])}", style=style)
+            text.append(printable(f"{SHORT.get(key, key)}={_value(run.settings[key])}"),
+                        style=style)
         return text
 
     def current(self) -> RunSummary | None:
@@ -298,7 +300,7 @@ class RunsScreen(ModalScreen[None]):
             self.load()
 
         self.app.push_screen(TextPrompt("Rename the run", f"New name for {run.name}:",
-                                        run.name), answered)
+                                        printable(run.name)), answered)
 
     def action_delete(self) -> None:
         run = self.current()

@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from engine.text import printable
+
 
 class TextPrompt(ModalScreen["str | None"]):
     """Dismisses with the text typed (enter) or None (escape)."""
@@ -24,7 +26,9 @@ class TextPrompt(ModalScreen["str | None"]):
         with Vertical(id="text-prompt-dialog") as dialog:
             dialog.border_title = self.prompt_title
             dialog.border_subtitle = "enter accepts · escape cancels"
-            yield Static(self.body, id="text-prompt-body", markup=False)
+            # A body may quote a run's name: shown literally, control characters too.
+            yield Static(printable(self.body, multiline=True), id="text-prompt-body",
+                         markup=False)
             yield Input(self.value, id="text-prompt-input")
 
     @on(Input.Submitted)
