@@ -277,3 +277,29 @@ async def test_control_characters_in_a_runs_name_are_shown_never_sent(tmp_path, 
         assert "␛" in body and "\x1b" not in body
         assert "\x1b" not in app.screen.query_one(Input).value
         await pilot.press("escape", "escape")
+
+
+@run_async
+async def test_the_browser_says_why_an_action_failed_on_its_own_line(tmp_path):
+    """Toasts never show over a dialog, and the browser is one: what went wrong (a name that
+    cannot be used, a directory that is not there) is a line of the browser's."""
+    three_runs()
+    app = watched_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_browser(pilot, app)
+        line = screen.query_one("#runs-message", Static)
+        assert not line.display
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the rename prompt")
+        app.screen.query_one(Input).value = "a/b"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: line.display and line.region.height, what="the message line")
+        assert str(line.render()).startswith("Not renamed: 'a/b' is not a usable name")
+        assert line.has_class("-error")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the add prompt")
+        app.screen.query_one(Input).value = str(tmp_path / "nowhere")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Not added" in str(line.render()), what="the message")
+        assert f"{tmp_path / 'nowhere'} is not a directory." in str(line.render())
+        await pilot.press("escape")

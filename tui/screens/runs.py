@@ -102,6 +102,7 @@ class RunsScreen(ModalScreen[None]):
         self.marked: set[Path] = set(marked)
         self.sort_index = 0
         self.shown: list[RunSummary] = []
+        self._message_timer = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-dialog") as dialog:
@@ -110,10 +111,29 @@ class RunsScreen(ModalScreen[None]):
             yield Input(placeholder="filter: part of a name, a setting or a state",
                         id="runs-filter-input", select_on_focus=False)
             yield Static("reading runs …", id="runs-note", markup=False)
+            message = Static("", id="runs-message", markup=False)
+            message.display = False  # until an action has something to say (notify)
+            yield message
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.load()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """What an action did or why it could not, on a line of the browser's own: toasts
+        never show over a dialog, and the browser is one."""
+        line = self.query_one("#runs-message", Static)
+        line.update(printable(f"{title}: {message}" if title else message))
+        line.set_class(severity == "error", "-error")
+        line.display = True
+        if self._message_timer is not None:
+            self._message_timer.stop()
+
+        def clear() -> None:
+            line.display = False
+            self._message_timer = None
+        self._message_timer = self.set_timer(timeout or 8, clear)
 
     # ---- reading ------------------------------------------------------------------------------
 
