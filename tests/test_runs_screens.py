@@ -303,3 +303,36 @@ async def test_the_browser_says_why_an_action_failed_on_its_own_line(tmp_path):
         await wait_for(pilot, lambda: "Not added" in str(line.render()), what="the message")
         assert f"{tmp_path / 'nowhere'} is not a directory." in str(line.render())
         await pilot.press("escape")
+
+
+@run_async
+async def test_a_run_still_being_written_is_neither_renamed_nor_deleted(tmp_path):
+    """The app's own run, or one whose lock a live process holds: its writer would go on in
+    the old place (a renamed run came back as a directory holding only a checkpoint)."""
+    import os
+
+    root = three_runs()
+    locked = root / "20260102-000000-plain"
+    (locked / ".lock").write_text(f"{os.getpid()}\n")
+    own = root / "20260103-000000-fast"
+    app = watched_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.info is not None, what="the app")
+        screen = RunsScreen([root], None, frozenset(), own)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.runs, what="the run browser")
+        line = screen.query_one("#runs-message", Static)
+        for path, whose in ((own, "this app records to it"),
+                            (locked, "a running rnn-tui writes to it")):
+            screen.query_one(DataTable).move_cursor(row=rows(screen).index(path.name))
+            for key, doing in (("n", "renamed"), ("d", "deleted")):
+                await pilot.press(key)
+                await wait_for(pilot, lambda: f"Not {doing}" in str(line.render()),
+                               what=f"not {doing}")
+                assert app.screen is screen and whose in str(line.render())
+                assert (path / "metrics.jsonl").is_file()
+        # Once the lock is let go (an empty file), the run can be renamed.
+        (locked / ".lock").write_text("")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the rename prompt")
+        await pilot.press("escape", "escape")

@@ -870,8 +870,10 @@ class RnnTuiApp(App[int]):
         def open_later(path) -> None:  # after the browser has closed
             self.call_later(self.open_checkpoint, path)
 
+        recorder = self.recorder
+        own = recorder.run_dir if recorder is not None else None
         self.push_screen(RunsScreen([default_runs_dir(), *self.run_roots], open_later,
-                                    self.marked_runs))
+                                    self.marked_runs, own))
 
     @on(RunsScreen.Marked)
     def _runs_marked(self, event: RunsScreen.Marked) -> None:

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
+from engine.rundir import LOCK_FILE, pid_alive
 from engine.runs import (RunError, RunSummary, delete_run, differing_settings, list_runs, read_run,
                          rename_run)
 from engine.text import printable
@@ -41,6 +42,22 @@ def _value(v) -> str:
     if isinstance(v, (list, tuple)):
         return ",".join(map(str, v))
     return str(v)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _locked(run_dir: Path) -> bool:
+    """Whether a live process holds the run's lock (its PID is in the lock file)."""
+    try:
+        text = (run_dir / LOCK_FILE).read_text("ascii", "replace").strip()
+    except OSError:
+        return False
+    return text.isdigit() and pid_alive(int(text))
 
 
 def _ppl(v: float | None) -> str:
@@ -93,9 +110,10 @@ class RunsScreen(ModalScreen[None]):
             "d deletes · a adds a dir · esc")
 
     def __init__(self, roots: list[Path], open_checkpoint: Callable[[Path], None] | None = None,
-                 marked: frozenset[Path] = frozenset()) -> None:
+                 marked: frozenset[Path] = frozenset(), own: Path | None = None) -> None:
         super().__init__()
         self.roots = list(roots)
+        self.own = own  # the run this app records to: it keeps writing there
         self.open_checkpoint = open_checkpoint
         self.runs: list[RunSummary] = []
         self.problems: list[str] = []
@@ -302,9 +320,20 @@ class RunsScreen(ModalScreen[None]):
         if self.open_checkpoint is not None:
             self.open_checkpoint(checkpoint)
 
+    def in_use(self, run: RunSummary, doing: str) -> bool:
+        """Whether a run is still being written (this app's own run, or one whose log grows):
+        renamed or deleted, its writer would go on in the old place. Says so."""
+        own = self.own is not None and _same(run.path, self.own)
+        if own or _locked(run.path):
+            whose = "this app records to it" if own else "a running rnn-tui writes to it"
+            self.notify(f"{run.name}: {whose}; it can be {doing} once it has stopped "
+                        "(quit, or open another run).", title=f"Not {doing}", severity="error")
+            return True
+        return False
+
     def action_rename(self) -> None:
         run = self.current()
-        if run is None:
+        if run is None or self.in_use(run, "renamed"):
             return
 
         def answered(name: str | None) -> None:
@@ -324,7 +353,7 @@ class RunsScreen(ModalScreen[None]):
 
     def action_delete(self) -> None:
         run = self.current()
-        if run is None:
+        if run is None or self.in_use(run, "deleted"):
             return
 
         def answered(yes: bool | None) -> None:
