@@ -96,8 +96,13 @@ def summarize(records: Sequence[dict[str, Any]], path: str | Path, modified: flo
     date, corpus, end = "", "", "running"
     by_epoch: dict[int, dict[str, Any]] = {}
     live_epochs = None
+    # A resumed run's log starts past epoch 0, and one resumed once finished has no epoch
+    # record at all: its start and end records say where it is.
+    reached, end_ppl = 0, None
     for r in records:
         kind = r.get("type")
+        if kind in ("start", "end") and isinstance(r.get("epoch"), int):
+            reached = max(reached, r["epoch"])
         if kind == "start":
             if isinstance(r.get("config"), dict):
                 settings = dict(r["config"])
@@ -111,6 +116,7 @@ def summarize(records: Sequence[dict[str, Any]], path: str | Path, modified: flo
             live_epochs = r["new"]
         elif kind == "end":
             end = "stopped" if r.get("stopped") else "finished"
+            end_ppl = _finite(r.get("perplexity"))
         elif kind in ("diverged", "error"):
             end = kind
     if end == "running" and modified is not None:
@@ -127,10 +133,10 @@ def summarize(records: Sequence[dict[str, Any]], path: str | Path, modified: flo
     epochs = live_epochs if live_epochs is not None else settings.get("epochs", 0)
     return RunSummary(
         path=run_dir, name=run_dir.name, settings=settings, date=date, state=end,
-        epoch=curve.epochs[-1] if curve.epochs else 0,
+        epoch=max(curve.epochs[-1] if curve.epochs else 0, reached),
         epochs=epochs if isinstance(epochs, int) else 0,
-        best_train=min(finite_train) if finite_train else None,
-        last_train=train[-1] if train else None,
+        best_train=min(finite_train) if finite_train else end_ppl,
+        last_train=train[-1] if train else end_ppl,
         best_val=min(finite_val) if finite_val else None,
         last_val=val[-1] if val else None,
         tokens_per_sec=_finite(rows[-1].get("tokens_per_sec")) if rows else None,

@@ -168,3 +168,23 @@ def test_compare_png_with_matplotlib_or_a_clear_message(tmp_path, capsys):
         assert code == 2 and "needs matplotlib" in capsys.readouterr().err
         return
     assert code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_resumed_once_finished_is_at_its_epoch_not_zero(tmp_path):
+    """Opening a finished run's checkpoint starts a log with a start and an end at that epoch
+    and no epoch record: the summary is at that epoch, with the end's perplexity."""
+    run_dir = tmp_path / "resumed"
+    with RunLog(run_dir) as log:
+        log.write({"type": "start", "epoch": 30, "config": {"epochs": 30}})
+        log.write({"type": "end", "epoch": 30, "perplexity": 10.75, "tokens_per_sec": 0.0})
+    s = read_run(run_dir)
+    assert (s.epoch, s.epochs, s.state) == (30, 30, "finished")
+    assert (s.best_train, s.last_train) == (10.75, 10.75)
+    # Resumed at 30 and trained on: the epochs it logged.
+    with RunLog(run_dir) as log:
+        log.write({"type": "start", "epoch": 30, "config": {"epochs": 32}})
+        for epoch, ppl in ((31, 9.0), (32, 9.5)):
+            log.write({"type": "epoch", "epoch": epoch, "perplexity": ppl})
+    s = read_run(run_dir)
+    assert (s.epoch, s.epochs, s.state) == (32, 32, "running")
+    assert (s.best_train, s.last_train) == (9.0, 9.5)
