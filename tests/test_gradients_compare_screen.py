@@ -71,3 +71,39 @@ async def test_gradients_of_two_runs_on_the_same_batch(app, other_checkpoint, si
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 0
+
+
+@run_async
+async def test_four_curves_each_show_in_the_plot():
+    """Comparing puts four curves on the plot, A's an order of magnitude or two above B's,
+    B's last-step curve down to 1e-15 (an LSTM): each is drawn somewhere, none wholly under
+    another (at a fixed height, B's dL/dH covered A's; the numbers are from such a run)."""
+    from textual.app import App
+
+    from tui.app import RnnTuiApp
+    from tui.widgets.gradient_plot import MARKERS
+
+    series = (("A dL/dH", tuple(6e-2 - 1e-4 * t for t in range(35))),
+              ("A dL_T/dH (last step's loss)", tuple(1.66e-3 / 0.937 ** t for t in range(35))),
+              ("B dL/dH", tuple(7e-4 + 1e-5 * (t % 3) for t in range(35))),
+              ("B dL_T/dH (last step's loss)", tuple(2.7e-15 / 0.461 ** t for t in range(35))))
+
+    class PlotApp(App):
+        CSS_PATH = RnnTuiApp.CSS_PATH  # the plot's height is the stylesheet's
+
+        def compose(self):
+            yield GradientPlot()
+
+    app = PlotApp()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plot = app.query_one(GradientPlot)
+        plot.markers = True
+        plot.series = series[:2]
+        await pilot.pause(0.1)
+        two = plot.outer_size.height
+        plot.series = series
+        await pilot.pause(0.2)
+        assert plot.outer_size.height > two
+        drawn = [line for line in str(plot.render()).splitlines() if "dL" not in line]
+        for (name, _), marker in zip(series, MARKERS):
+            assert sum(line.count(marker) for line in drawn) >= 10, name

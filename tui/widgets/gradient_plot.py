@@ -15,6 +15,7 @@ from .replotting_plot import ReplottingPlot
 
 COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")  # LSTM clipped: 5 curves
 MARKERS = ("o", "x", "+", "*", "#", "%")  # without truecolour: one per curve, in the legend too
+ROWS_PER_CURVE = 3  # the plot grows by this for each curve past two
 
 
 class GradientPlot(ReplottingPlot):
@@ -31,6 +32,13 @@ class GradientPlot(ReplottingPlot):
         super().on_mount()
 
     def watch_series(self) -> None:
+        # The legend takes a row per curve out of the plot; past two curves (comparing two
+        # runs, an LSTM's clipped gradients) the curves also need rows of their own: at the
+        # stylesheet's height, B's dL/dH was drawn over A's, which did not show at all.
+        base = self.styles.base.height
+        if base is not None and base.is_cells:
+            extra = ROWS_PER_CURVE * max(0, len(self.series) - 2)
+            self.styles.height = int(base.value) + extra if extra else None
         self.replot()
 
     def watch_markers(self) -> None:
