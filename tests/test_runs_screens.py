@@ -274,7 +274,7 @@ async def test_control_characters_in_a_runs_name_are_shown_never_sent(tmp_path, 
         await pilot.press("escape", "n")
         await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the rename prompt")
         body = str(app.screen.query_one("#text-prompt-body", Static).render())
-        assert "␛" in body and "\x1b" not in body
+        assert "[b]evil x␛[31mred⇥y" in body and "\x1b" not in body
         assert "\x1b" not in app.screen.query_one(Input).value
         await pilot.press("escape", "escape")
 
@@ -302,6 +302,13 @@ async def test_the_browser_says_why_an_action_failed_on_its_own_line(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Not added" in str(line.render()), what="the message")
         assert f"{tmp_path / 'nowhere'} is not a directory." in str(line.render())
+        # Once an action works, an earlier message that it failed goes.
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the rename prompt")
+        app.screen.query_one(Input).value = "renamed-run"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "renamed-run" in rows(screen), what="the new name")
+        assert not line.display
         await pilot.press("escape")
 
 

@@ -147,11 +147,13 @@ class RunsScreen(ModalScreen[None]):
         line.display = True
         if self._message_timer is not None:
             self._message_timer.stop()
+        self._message_timer = self.set_timer(timeout or 8, self.clear_message)
 
-        def clear() -> None:
-            line.display = False
+    def clear_message(self) -> None:
+        self.query_one("#runs-message").display = False
+        if self._message_timer is not None:
+            self._message_timer.stop()
             self._message_timer = None
-        self._message_timer = self.set_timer(timeout or 8, clear)
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -344,12 +346,14 @@ class RunsScreen(ModalScreen[None]):
             except RunError as e:
                 self.notify(str(e), title="Not renamed", severity="error", markup=False)
                 return
+            self.clear_message()  # an earlier "Not renamed" no longer holds
             if run.path in self.marked:
                 self.set_marked((self.marked - {run.path}) | {new})
             self.load()
 
-        self.app.push_screen(TextPrompt("Rename the run", f"New name for {run.name}:",
-                                        printable(run.name)), answered)
+        shown = printable(run.name)
+        self.app.push_screen(TextPrompt("Rename the run", f"New name for {shown}:", shown),
+                             answered)
 
     def action_delete(self) -> None:
         run = self.current()
@@ -381,6 +385,7 @@ class RunsScreen(ModalScreen[None]):
                 self.notify(f"{path} is not a directory.", title="Not added", severity="error",
                             markup=False)
                 return
+            self.clear_message()
             if path not in self.roots:
                 self.roots.append(path)
                 self.post_message(self.DirectoryAdded(path))
