@@ -101,3 +101,21 @@ async def test_fork_from_epoch_0_with_the_same_seed(make_app):
         assert app.trainer is current and app.resume is None
         await pilot.press("q")
     assert app.return_code == 0
+
+
+@run_async
+async def test_a_branch_of_a_finished_run_says_to_raise_epochs_first(make_app):
+    app = make_app(SMALL.replace(epochs=2))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.last_snapshot is not None
+                       and app.last_snapshot.state is RunState.FINISHED, what="the end")
+        current = app.trainer
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, ForkScreen), what="the fork dialog")
+        await pilot.press("w")
+        await wait_for(pilot, lambda: any(
+            "This run has trained 2 of its 2 epochs: raise epochs in the panel (e) first, or "
+            "fork from epoch 0." in n for n in notifications(app)), what="the way on")
+        assert app.trainer is current and app.resume is None
+        await pilot.press("q")
+    assert app.return_code == 0

@@ -641,6 +641,12 @@ class RnnTuiApp(App[int]):
             try:
                 from engine.fork import branch_checkpoint  # loads torch: only when forking
                 parent = await asyncio.wrap_future(self.trainer.request(self.trainer.checkpoint))
+                if config.epochs <= parent.epoch:  # say how to go on, not only what is wrong
+                    self.notify(f"This run has trained {parent.epoch} of its {config.epochs} "
+                                f"epochs: raise epochs in the panel ({self.key('edit')}) first, "
+                                "or fork from epoch 0.", title="Cannot branch",
+                                severity="error", timeout=8, markup=False)
+                    return
                 self.resume = branch_checkpoint(parent, config)
             except (ConfigError, RuntimeError) as e:
                 self.notify(str(e), title="Cannot branch", severity="error", timeout=8,
