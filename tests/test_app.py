@@ -1076,9 +1076,9 @@ async def test_the_checkpoint_list_marks_this_run_with_its_live_epoch(tmp_path,
         await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker) and app.screen.paths,
                        what="the list")
         row = picker_rows(app)[str(run_dir / "checkpoint.pt")]
-        assert row[0] == "● this-run (this run)"
+        assert row[0] == "●" and row[4] == "this-run (this run)"
         # The run trains on while the list is read: its live epoch, at least the one seen.
-        shown, rest = str(row[2]).split("/", 1)
+        shown, rest = str(row[1]).split("/", 1)
         assert int(shown) >= live and rest == f"{SMALL.epochs}, saved {saved}"
         assert "● marks the run training now" in str(app.screen.query_one("#picker-note").render())
         await pilot.press("escape", "q")
@@ -1099,7 +1099,8 @@ async def test_the_checkpoint_list_finds_runs_written_with_run_dir(make_app, tmp
         await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker) and app.screen.paths,
                        what="the list")
         rows = picker_rows(app)
-        assert rows[str(elsewhere / "checkpoint.pt")][:3] == ["[b]first", "timemachine.txt", "1/1"]
+        row = rows[str(elsewhere / "checkpoint.pt")]
+        assert [row[1], row[4], row[5]] == ["1/1", "[b]first", "timemachine.txt"]
         assert "and 1 other run directory" in str(app.screen.query_one("#picker-note").render())
         # Tab and shift+tab move between the list and the path field, over the app's keys
         # (which wait while a dialog is open: p here is typed, not the plot).

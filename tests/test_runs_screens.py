@@ -237,8 +237,9 @@ async def test_marks_outlive_the_browser_and_come_first_in_the_pickers(tmp_path)
             assert picker.paths == [older / "checkpoint.pt", root / "20260102-000000-newer"
                                     / "checkpoint.pt"]
             table = picker.query_one(DataTable)
-            assert str(table.get_row_at(0)[0]) == "✓ 20260101-000000-older"
-            assert str(table.get_row_at(1)[0]) == "20260102-000000-newer"
+            first, second = table.get_row_at(0), table.get_row_at(1)
+            assert first[0] == "✓" and str(first[4]) == "20260101-000000-older"
+            assert second[0] == "" and str(second[4]) == "20260102-000000-newer"
             note = str(picker.query_one("#picker-note").render())
             assert "✓ the runs marked in the run browser" in note
             assert "other run director" not in note  # the marked runs are in the runs dir

@@ -86,7 +86,8 @@ class CheckpointPicker(ModalScreen["Path | None"]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "corpus", "epoch", "perplexity", "hidden", "saved")
+        # The figures before the names, which are long: at 80 columns they stay in view.
+        table.add_columns("", "epoch", "perplexity", "hidden", "run", "corpus", "saved")
         self.query_one("#picker-path", Input).focus()
         self.load()
 
@@ -122,21 +123,22 @@ class CheckpointPicker(ModalScreen["Path | None"]):
         for path, summary, problem, is_marked in rows:
             run = path.parent.name if path.parent != self.runs_dir else path.name
             is_current = self.current is not None and _same(path, self.current.checkpoint)
+            mark = ""
             if is_current:
-                run = f"● {run} (this run)"
+                mark, run = "●", f"{run} (this run)"
                 current = len(self.paths)
             elif is_marked:
-                run = f"✓ {run}"
+                mark = "✓"
                 marked += 1
             if summary is None:
-                table.add_row(cell(run), cell("damaged"), "", "", "", "", key=str(path))
+                table.add_row(mark, "", "", "", cell(run), cell("damaged"), "", key=str(path))
             else:
                 ppl = "n/a" if summary.perplexity is None else f"{summary.perplexity:.3g}"
                 epoch = f"{summary.epoch}/{summary.epochs}"
                 if is_current and self.current.epoch != summary.epoch:
                     epoch = f"{self.current.epoch}/{summary.epochs}, saved {summary.epoch}"
-                table.add_row(cell(run), cell(summary.corpus_name), cell(epoch), cell(ppl),
-                              cell(str(summary.num_hiddens)), cell(_when(summary.created)),
+                table.add_row(mark, cell(epoch), cell(ppl), cell(str(summary.num_hiddens)),
+                              cell(run), cell(summary.corpus_name), cell(_when(summary.created)),
                               key=str(path))
             self.paths.append(path)
         where = fmt.home(self.runs_dir)

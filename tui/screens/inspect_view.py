@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from engine.events import RunState
+from engine.text import printable
 
 # States in which the trainer's thread answers requests (the app's prompt uses the same).
 ANSWERING = (RunState.TRAINING, RunState.PAUSED, RunState.DIVERGED, RunState.FINISHED)
@@ -85,8 +86,10 @@ class InspectScreen(ModalScreen[None]):
         """Draw an answer (each screen)."""
 
     def show_note(self, text: str, error: bool = False) -> None:
+        """A line above the figures; an error's text may quote a path or a file's contents,
+        so it is shown literally, control characters as symbols."""
         note = self.query_one(".inspect-note", Static)
-        note.update(text)
+        note.update(printable(text))
         note.set_class(error, "-error")
         note.display = bool(text)
 
