@@ -108,9 +108,10 @@ async def until_ready(pilot) -> None:
     app = pilot.app
     while app.info is None or app.last_snapshot is not SNAPSHOT:
         await pilot.pause(0.05)
+    samples = app.query_one("#samples")
+    while not samples.up_to_date:  # drawn at most once a second
+        await pilot.pause(0.05)
     await pilot.pause(0.3)
-    if app.query_one("#samples").samples:  # drawn at most once a second
-        await pilot.pause(1.1)
 
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])

@@ -96,13 +96,14 @@ class GradientsScreen(ComparingScreen):
         H = g.H
         ratio = H[0] / H[-1] if H[-1] > 0 else float("inf")
         last = g.last_norms["H"]
-        decay = last[0] / last[-1] if last[-1] > 0 else 0.0
+        carried = last[0] / last[-1] if last[-1] > 0 else 0.0
         clipped = (f"clipped to {g.clip:g}: scaled by {g.scale:.3g}" if g.scale < 1
                    else f"under the clip {g.clip:g}: not scaled")
         summary = (f"batch {result.index + 1} of {result.batches} ({result.batch_size} x "
-                   f"{result.num_steps}) · loss {g.loss:.3f} · gradient norm {g.grad_norm:.4g}, "
-                   f"{clipped} · |dL/dH_1| / |dL/dH_{result.num_steps}| = {ratio:.3g}; for the "
-                   f"last step's loss alone {decay:.3g}")
+                   f"{result.num_steps}), fresh state · loss {g.loss:.3f} · gradient norm "
+                   f"{g.grad_norm:.4g}, {clipped} · |dL/dH_1| / |dL/dH_{result.num_steps}| = "
+                   f"{ratio:.3g} · dL_T/dH {_decay(g)} (x{carried:.3g} over "
+                   f"{result.num_steps - 1} steps)")
         if result.note:
             summary += f" · {result.note}"
         self.query_one("#gradients-summary", Static).update(summary)

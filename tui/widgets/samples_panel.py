@@ -47,6 +47,11 @@ class SamplesPanel(VerticalScroll):
         elif self._redraw is None:
             self._redraw = self.set_timer(wait, self._show)
 
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the samples drawn are the latest (a redraw may wait for MIN_REDRAW_S)."""
+        return self._drawn_samples == self.samples
+
     def watch_every(self, every: int) -> None:
         self.border_subtitle = f"every {every} epochs" if every else ""
 
