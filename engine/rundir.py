@@ -152,6 +152,29 @@ class RunLock:
         self.release()
 
 
+def in_use(directory: str | Path) -> bool:
+    """Whether a live run holds the directory's lock (this process's own run counts). A
+    probe: a shared lock taken and let go at once, or, without flock, a live PID in it."""
+    try:
+        fd = os.open(Path(directory).expanduser() / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no run was ever recorded here, or it cannot be read
+    try:
+        if fcntl is None:
+            pid = _read_pid(fd)
+            return pid is not None and pid_alive(pid)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _read_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()

@@ -134,6 +134,19 @@ def test_a_killed_runs_lock_is_taken_over(tmp_path, capsys, timemachine_path):
     assert load_checkpoint(run / "checkpoint.pt").epoch == 1
 
 
+def test_in_use_is_whether_a_run_holds_the_lock_now(tmp_path):
+    from engine.rundir import in_use
+    assert not in_use(tmp_path)                      # never recorded here
+    with RunLock(tmp_path):
+        assert in_use(tmp_path)                      # held, by this very process too
+        assert in_use(tmp_path)                      # and the probe took nothing
+    assert not in_use(tmp_path)                      # let go: an empty file
+    (tmp_path / ".lock").write_text(f"{os.getpid()}\n")
+    assert not in_use(tmp_path)                      # a PID left in the file holds nothing
+    with RunLock(tmp_path) as lock:                  # and the probe did not block a run
+        assert lock.held
+
+
 def test_a_lock_file_naming_a_dead_process_is_taken_over(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -317,11 +317,11 @@ async def test_the_browser_says_why_an_action_failed_on_its_own_line(tmp_path):
 async def test_a_run_still_being_written_is_neither_renamed_nor_deleted(tmp_path):
     """The app's own run, or one whose lock a live process holds: its writer would go on in
     the old place (a renamed run came back as a directory holding only a checkpoint)."""
-    import os
+    from engine.rundir import RunLock
 
     root = three_runs()
     locked = root / "20260102-000000-plain"
-    (locked / ".lock").write_text(f"{os.getpid()}\n")
+    lock = RunLock(locked).acquire()   # as a run writing there holds it
     own = root / "20260103-000000-fast"
     app = watched_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -339,8 +339,8 @@ async def test_a_run_still_being_written_is_neither_renamed_nor_deleted(tmp_path
                                what=f"not {doing}")
                 assert app.screen is screen and whose in str(line.render())
                 assert (path / "metrics.jsonl").is_file()
-        # Once the lock is let go (an empty file), the run can be renamed.
-        (locked / ".lock").write_text("")
+        # Once the lock is let go, the run can be renamed.
+        lock.release()
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the rename prompt")
         await pilot.press("escape", "escape")

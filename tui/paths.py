@@ -15,3 +15,11 @@ def styles_dir() -> Path:
 
 
 STYLESHEET = styles_dir() / "app.tcss"
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file or directory (links and `..` resolved)."""
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

@@ -25,6 +25,7 @@ from engine.text import printable
 from engine.run_index import known_run_dirs
 
 from .. import format as fmt
+from ..paths import same_path
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,6 @@ def cell(text: str) -> Text:
     """A table cell shown as written: DataTable reads a str cell as markup, and run and corpus
     names come from files and may hold brackets or control characters."""
     return Text(printable(text))
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 class CheckpointPicker(ModalScreen["Path | None"]):
@@ -122,7 +116,7 @@ class CheckpointPicker(ModalScreen["Path | None"]):
         marked = 0
         for path, summary, problem, is_marked in rows:
             run = path.parent.name if path.parent != self.runs_dir else path.name
-            is_current = self.current is not None and _same(path, self.current.checkpoint)
+            is_current = self.current is not None and same_path(path, self.current.checkpoint)
             mark = ""
             if is_current:
                 mark, run = "●", f"{run} (this run)"
@@ -159,7 +153,7 @@ class CheckpointPicker(ModalScreen["Path | None"]):
 
     def is_marked(self, path: Path) -> bool:
         """Whether the checkpoint is in a marked run (reads the disk: not on the UI thread)."""
-        return any(_same(path.parent, run) for run in self.marked)
+        return any(same_path(path.parent, run) for run in self.marked)
 
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:

@@ -21,11 +21,12 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
-from engine.rundir import LOCK_FILE, pid_alive
+from engine.rundir import in_use
 from engine.runs import (RunError, RunSummary, delete_run, differing_settings, list_runs, read_run,
                          rename_run)
 from engine.text import printable
 
+from ..paths import same_path
 from .confirm import ConfirmScreen
 from .overlay import OverlayScreen
 from .text_prompt import TextPrompt
@@ -42,22 +43,6 @@ def _value(v) -> str:
     if isinstance(v, (list, tuple)):
         return ",".join(map(str, v))
     return str(v)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _locked(run_dir: Path) -> bool:
-    """Whether a live process holds the run's lock (its PID is in the lock file)."""
-    try:
-        text = (run_dir / LOCK_FILE).read_text("ascii", "replace").strip()
-    except OSError:
-        return False
-    return text.isdigit() and pid_alive(int(text))
 
 
 def _ppl(v: float | None) -> str:
@@ -325,8 +310,8 @@ class RunsScreen(ModalScreen[None]):
     def in_use(self, run: RunSummary, doing: str) -> bool:
         """Whether a run is still being written (this app's own run, or one whose log grows):
         renamed or deleted, its writer would go on in the old place. Says so."""
-        own = self.own is not None and _same(run.path, self.own)
-        if own or _locked(run.path):
+        own = self.own is not None and same_path(run.path, self.own)
+        if own or in_use(run.path):
             whose = "this app records to it" if own else "a running rnn-tui writes to it"
             self.notify(f"{run.name}: {whose}; it can be {doing} once it has stopped "
                         "(quit, or open another run).", title=f"Not {doing}", severity="error")
