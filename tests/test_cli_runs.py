@@ -216,3 +216,16 @@ def test_generate_with_confidence_prints_each_characters_probability(tmp_path, c
     text, digits = lines[1::2], lines[2::2]
     assert [len(t) for t in text] == [10, 10, 5] and "".join(text) == p.text
     assert "".join(digits) == "".join(str(min(9, int(q * 10))) for q in p.probs)
+
+
+def test_confidence_digits_stay_under_characters_that_take_several_cells():
+    """A control character shows as its symbol or an escape (several cells), a wide character
+    takes two: each digit is padded to its character's width, and lines break by cells."""
+    from rich.cells import cell_len
+
+    from tui.generate_cmd import confidence_lines
+    text, probs = "a\x9b日\nb", [0.95, 0.45, 0.15, 0.05, 0.55]
+    lines = confidence_lines(text, probs, width=6)
+    assert lines == ["a\\x9b", "94   ", "日⏎b", "1 05"]
+    for shown, digits in zip(lines[::2], lines[1::2]):
+        assert cell_len(shown) == len(digits) <= 6

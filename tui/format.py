@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 import os
+import unicodedata
+
+from rich.cells import cell_len
+
+from engine.text import printable
 
 
 def duration(seconds: float | None) -> str:
@@ -81,3 +85,11 @@ def confidence_digit(prob: float) -> str:
     """A probability as one digit, its tenths: 0 (under 10%) to 9 (90% or more); the text
     fallback of the confidence shading, in the prompt and in `rnn-tui generate --confidence`."""
     return str(min(9, max(0, int(prob * 10))))
+
+
+def confidence_cell(ch: str, prob: float) -> tuple[str, str]:
+    """A generated character as shown (printable: a control character as its symbol or
+    escape, which may take several cells; a wide one takes two) and, under it, its digit
+    padded to the same width, so that the digits stay under their characters."""
+    shown = printable(ch)
+    return shown, confidence_digit(prob).ljust(cell_len(shown))

@@ -12,7 +12,7 @@ from engine.generate import predict
 from engine.sampling import GREEDY, Sampling
 from engine.text import printable
 
-from .format import confidence_digit
+from .format import confidence_cell
 
 
 def sampling(args: argparse.Namespace) -> Sampling:
@@ -60,12 +60,18 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def confidence_lines(text: str, probs, width: int) -> list[str]:
-    """The generated text in lines of `width` characters, each followed by a line of digits:
-    the probability each character had when it was chosen, in tenths. Every character is shown
-    as one visible character (a newline as ⏎), so the digits stay under their characters."""
-    shown = [printable(ch) for ch in text]
-    lines = []
-    for start in range(0, len(shown), width):
-        lines.append("".join(shown[start:start + width]))
-        lines.append("".join(confidence_digit(q) for q in probs[start:start + width]))
+    """The generated text in lines of at most `width` cells, each followed by a line of
+    digits: the probability each character had when it was chosen, in tenths, under it (the
+    prompt's confidence_cell: a newline shows as ⏎, and a character that takes several cells
+    has its digit padded to them)."""
+    lines: list[str] = []
+    row: list[tuple[str, str]] = []
+    used = 0
+    for cell in [*map(confidence_cell, text, probs), None]:
+        if row and (cell is None or used + len(cell[1]) > width):
+            lines += ["".join(s for s, _ in row), "".join(d for _, d in row)]
+            row, used = [], 0
+        if cell is not None:
+            row.append(cell)
+            used += len(cell[1])  # the digit is padded to the character's cells
     return lines

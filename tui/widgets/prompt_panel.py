@@ -16,7 +16,7 @@ from engine.sampling import Sampling
 from engine.text import printable
 
 from .. import format as fmt
-from ..format import confidence_digit
+from ..format import confidence_cell
 from ..bindings import FIELD_BINDINGS, hint
 from ..colour import truecolour
 from ..figures import ramp
@@ -246,9 +246,8 @@ class PromptPanel(Vertical):
         cells = [(text, style, " " * cell_len(text))
                  for text, style in cls.tail(p.prefix, room, bad, cut=bool(p.truncated))]
         for ch, q in zip(p.text, p.probs):
-            shown = printable(ch)
-            cells.append((shown, "$text-success on $success 12%",
-                          confidence_digit(q).ljust(cell_len(shown))))
+            shown, digit = confidence_cell(ch, q)
+            cells.append((shown, "$text-success on $success 12%", digit))
         rows: list[Content] = []
         row: list[tuple[str, str, str]] = []
         used = 0
