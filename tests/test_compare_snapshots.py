@@ -18,8 +18,8 @@ import torch
 from engine.config import TrainConfig
 from engine.data import load_corpus
 from engine.model import RNNModel, model_spec
-from tests.test_app_snapshots import SIZES, until_ready
-from tests.test_inspect_snapshots import make_app
+from tests.test_app_snapshots import SIZES
+from tests.test_inspect_snapshots import make_app, opened
 from tui.screens.comparing import OtherModel
 
 OTHER_TEXT = "the time traveller met the maiden at the mill and smiled "
@@ -38,11 +38,8 @@ def other_model() -> OtherModel:
 
 def compared(*keys, screen_key="i", result="SurpriseComparison"):
     async def run(pilot):
-        await until_ready(pilot)
-        await pilot.press(screen_key)
+        await opened(screen_key)(pilot)  # the live model's view first
         screen = pilot.app.screen
-        while screen.result is None or screen.pending:
-            await pilot.pause(0.05)
         screen.other = other_model()  # as c and the picker leave it
         screen.read()
         while type(screen.result).__name__ != result or screen.pending:
